@@ -1,0 +1,114 @@
+r"""Render hockeypuck.conf from the charm state.
+
+Hockeypuck reads its config in three layers, and every value the charm writes survives all of
+them: the whole file is first a Go `text/template` (a literal `{{` must be written as
+`{{"{{"}}`), then TOML (basic strings escape `"` and `\\`), and the database DSN is then parsed
+as libpq `key=value` pairs (values single-quoted, `'` and `\\` backslash-escaped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import jinja2
+
+import snap_layout
+from relations.database import DatabaseCredentials
+from state import CharmState
+
+TEMPLATE_NAME = "hockeypuck.conf.j2"
+_GO_TEMPLATE_OPEN = "{{"
+_GO_TEMPLATE_OPEN_ESCAPED = '{{"{{"}}'
+_TOML_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\f": "\\f",
+    "\r": "\\r",
+}
+
+
+def toml_value(value: object) -> str:
+    """A TOML value, safe through the Go template layer."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, Iterable):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    raise TypeError(f"no TOML form for {type(value).__name__}")
+
+
+def _toml_string(text: str) -> str:
+    escaped = "".join(_toml_char(char) for char in text)
+    return '"' + escaped.replace(_GO_TEMPLATE_OPEN, _GO_TEMPLATE_OPEN_ESCAPED) + '"'
+
+
+def _toml_char(char: str) -> str:
+    if char in _TOML_ESCAPES:
+        return _TOML_ESCAPES[char]
+    if ord(char) < 0x20 or ord(char) == 0x7F:
+        return f"\\u{ord(char):04X}"
+    return char
+
+
+def libpq_value(value: str) -> str:
+    r"""A libpq connection-string value: single-quoted, `\\` and `'` escaped."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def dsn(database: DatabaseCredentials) -> str:
+    """The lib/pq key=value DSN for the database (TCP: the confined snap has no local socket)."""
+    fields = {
+        "database": database.database,
+        "host": database.host,
+        "port": str(database.port),
+        "user": database.username,
+        "password": database.password,
+        "sslmode": "require" if database.tls else "disable",
+    }
+    return " ".join(f"{key}={libpq_value(value)}" for key, value in fields.items())
+
+
+def render(state: CharmState, template_dir: Path) -> str:
+    """Render the whole config file for this state."""
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(template_dir),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # noqa: S701 - TOML, not HTML; values escaped by the toml filter
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.filters["toml"] = toml_value
+    template = environment.get_template(TEMPLATE_NAME)
+    config = state.config
+    return template.render(
+        config=config,
+        nodename=state.nodename,
+        dsn=dsn(state.database),
+        admin_keys=list(config.admin_keys),
+        partners=[
+            {
+                "name": peer.name,
+                "http_addr": peer.address(peer.http_port),
+                "recon_addr": peer.address(peer.recon_port),
+            }
+            for peer in config.external_peers
+        ],
+        paths={
+            "index_template": str(snap_layout.TEMPLATES_DIR / "index.html.tmpl"),
+            "stats_template": str(snap_layout.TEMPLATES_DIR / "stats.html.tmpl"),
+            "webroot": str(snap_layout.WEBROOT_DIR),
+            "prefix_tree": str(snap_layout.PREFIX_TREE),
+            "metrics_path": snap_layout.METRICS_PATH,
+        },
+        hkp_bind=f":{snap_layout.HKP_PORT}",
+        recon_bind=f":{snap_layout.RECON_PORT}",
+        metrics_bind=f":{snap_layout.METRICS_PORT}",
+    )

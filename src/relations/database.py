@@ -1,0 +1,105 @@
+"""The `postgresql_client` requirer, protocol v0 (the one `postgresql` 16 speaks).
+
+The leader asks for the database in the application databag; the provider answers with
+endpoints in its application databag and the credentials in Juju secrets (or, for providers
+that ignore `requested-secrets`, in plain databag fields).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import ops
+
+ENDPOINT = "database"
+DATABASE_NAME = "hockeypuck"
+REQUESTED_SECRETS = ("username", "password", "tls", "tls-ca", "uris", "read-only-uris")
+
+
+class DatabaseRelationMissingError(Exception):
+    """There is no database relation."""
+
+
+class DatabaseNotReadyError(Exception):
+    """The relation exists but the provider has not handed over everything yet."""
+
+
+@dataclass(frozen=True)
+class DatabaseCredentials:
+    """Where and how Hockeypuck connects to PostgreSQL."""
+
+    host: str
+    port: int
+    database: str
+    username: str
+    password: str
+    tls: bool
+
+
+def request_database(relation: ops.Relation, app: ops.Application) -> None:
+    """Ask the provider for our database (leader only); writes only what differs."""
+    wanted = {
+        "database": DATABASE_NAME,
+        "requested-secrets": json.dumps(list(REQUESTED_SECRETS)),
+    }
+    databag = relation.data[app]
+    for key, value in wanted.items():
+        if databag.get(key) != value:
+            databag[key] = value
+
+
+def read_credentials(model: ops.Model, relation: ops.Relation) -> DatabaseCredentials:
+    """Read the provider's answer.
+
+    Raises:
+        DatabaseNotReadyError: endpoints or credentials are not there (yet).
+    """
+    if relation.app is None:
+        raise DatabaseNotReadyError("the database application is not known yet")
+    provided = relation.data[relation.app]
+    endpoints = provided.get("endpoints", "")
+    if not endpoints:
+        raise DatabaseNotReadyError("no database endpoints yet")
+    host, port = _split_endpoint(endpoints.split(",")[0].strip())
+    user = _secret_fields(model, relation, provided, "user")
+    tls = _secret_fields(model, relation, provided, "tls")
+    username = user.get("username") or provided.get("username")
+    password = user.get("password") or provided.get("password")
+    if not username or not password:
+        raise DatabaseNotReadyError("no database credentials yet")
+    tls_flag = tls.get("tls") or provided.get("tls") or "False"
+    return DatabaseCredentials(
+        host=host,
+        port=port,
+        database=provided.get("database") or DATABASE_NAME,
+        username=username,
+        password=password,
+        tls=tls_flag.strip().lower() == "true",
+    )
+
+
+def secret_label(relation: ops.Relation, group: str) -> str:
+    """The label the Charmhub library gives the provider's secrets, kept for compatibility."""
+    return f"{relation.name}.{relation.id}.{group}.secret"
+
+
+def _secret_fields(
+    model: ops.Model, relation: ops.Relation, provided: ops.RelationDataContent, group: str
+) -> dict[str, str]:
+    uri = provided.get(f"secret-{group}")
+    if not uri:
+        return {}
+    try:
+        secret = model.get_secret(id=uri, label=secret_label(relation, group))
+        return secret.get_content(refresh=True)
+    except ops.ModelError as error:
+        raise DatabaseNotReadyError(f"cannot read the database {group} secret: {error}") from None
+
+
+def _split_endpoint(endpoint: str) -> tuple[str, int]:
+    host, _, port = endpoint.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit():
+        raise DatabaseNotReadyError(f"unusable database endpoint {endpoint!r}")
+    return host, int(port)

@@ -1,0 +1,26 @@
+"""Facts about the Hockeypuck snap on the machine: names, ports and paths as the daemon sees them.
+
+One source of truth for the workload, the config renderer and the tests that tie the charm to
+the snap recipe in `snap/`.
+"""
+
+from pathlib import PurePosixPath
+
+SNAP_NAME = "hockeypuck"
+DAEMON_APP = "hockeypuck"
+SERVICE = f"snap.{SNAP_NAME}.{DAEMON_APP}.service"
+
+HKP_PORT = 11371
+RECON_PORT = 11370
+METRICS_PORT = 9626
+METRICS_PATH = "/metrics"
+
+SNAP_COMMON = PurePosixPath("/var/snap") / SNAP_NAME / "common"
+SNAP_CURRENT = PurePosixPath("/snap") / SNAP_NAME / "current"
+
+# The project's snap reads hockeypuck.conf; the store snap's wrapper reads `config`.
+CONFIG_FILE = SNAP_COMMON / "hockeypuck.conf"
+STORE_SNAP_CONFIG_FILE = SNAP_COMMON / "config"
+PREFIX_TREE = SNAP_COMMON / "ptree"
+TEMPLATES_DIR = SNAP_CURRENT / "usr/share/hockeypuck/templates"
+WEBROOT_DIR = SNAP_CURRENT / "usr/share/hockeypuck/www"

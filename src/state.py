@@ -1,0 +1,200 @@
+"""The charm's state: validated config and relation data, built once per hook."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from relations.database import DatabaseCredentials
+
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARNING", "WARN", "ERROR", "FATAL", "PANIC")
+_HEX = re.compile(r"[0-9A-Fa-f]+")
+_DNS_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+_LIST_SEPARATORS = re.compile(r"[\s,]+")
+
+ConfigData = Mapping[str, bool | int | float | str]
+
+
+class InvalidConfigError(Exception):
+    """A config option has a value the charm cannot use."""
+
+    def __init__(self, option: str, why: str):
+        super().__init__(f"{option}: {why}")
+        self.option = option
+        self.why = why
+
+
+def normalise_fingerprint(value: str) -> str:
+    """Return an OpenPGP v4/v6 fingerprint as bare upper-case hex.
+
+    Raises:
+        ValueError: the value is not 40 or 64 hex digits (after an optional 0x prefix).
+    """
+    text = value.strip()
+    if text[:2] in ("0x", "0X"):
+        text = text[2:]
+    if not _HEX.fullmatch(text):
+        raise ValueError(f"{value!r} is not a hexadecimal fingerprint")
+    if len(text) not in (40, 64):
+        raise ValueError(f"{value!r} has {len(text)} hex digits, a fingerprint has 40 or 64")
+    return text.upper()
+
+
+def is_valid_host(value: str) -> bool:
+    """Whether the value is an IP address or a DNS host name (RFC 1123)."""
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        pass
+    name = value[:-1] if value.endswith(".") else value
+    if not name or len(name) > 253:
+        return False
+    labels = name.split(".")
+    # A name made only of digits and dots is a malformed IP address, not a host name.
+    if all(label.isdigit() for label in labels):
+        return False
+    return all(_DNS_LABEL.fullmatch(label) for label in labels)
+
+
+@dataclass(frozen=True)
+class ExternalPeer:
+    """A keyserver outside this application to reconcile with."""
+
+    host: str
+    http_port: int
+    recon_port: int
+
+    @classmethod
+    def parse(cls, line: str) -> ExternalPeer:
+        """Parse one `address,http_port,recon_port` line (the Kubernetes charm's format)."""
+        fields = [field.strip() for field in line.split(",")]
+        if len(fields) != 3:
+            raise ValueError(f"{line!r} needs 3 fields address,http_port,recon_port")
+        host, http_port, recon_port = fields
+        if not is_valid_host(host):
+            raise ValueError(f"{line!r}: {host!r} is not a host name or IP address")
+        return cls(host, _port(http_port, line), _port(recon_port, line))
+
+    @property
+    def name(self) -> str:
+        """A name for the recon partner section, unique per host and recon port."""
+        return f"{re.sub(r'[^A-Za-z0-9-]', '-', self.host)}-{self.recon_port}"
+
+    def address(self, port: int) -> str:
+        """The `host:port` form Hockeypuck expects, with IPv6 addresses in brackets."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{port}"
+
+
+def _port(text: str, line: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise ValueError(f"{line!r}: {text!r} is not a port number (1-65535)")
+    return int(text)
+
+
+@dataclass(frozen=True)
+class CharmConfig:
+    """The operator's config, validated and normalised."""
+
+    snap_channel: str
+    hostname: str
+    contact_fingerprint: str
+    admin_keys: tuple[str, ...]
+    external_peers: tuple[ExternalPeer, ...]
+    log_level: str
+    log_request_details: bool
+    max_key_length: int
+    max_packet_length: int
+
+    @classmethod
+    def from_config(cls, config: ConfigData) -> CharmConfig:
+        """Validate the charm config.
+
+        Raises:
+            InvalidConfigError: naming the first option that is wrong, and why.
+        """
+        return cls(
+            snap_channel=_snap_channel(str(config.get("snap-channel", ""))),
+            hostname=_hostname(str(config.get("hostname", ""))),
+            contact_fingerprint=_optional_fingerprint(
+                "contact-fingerprint", str(config.get("contact-fingerprint", ""))
+            ),
+            admin_keys=_fingerprint_list("admin-keys", str(config.get("admin-keys", ""))),
+            external_peers=_external_peers(str(config.get("external-peers", ""))),
+            log_level=_log_level(str(config.get("log-level", "INFO"))),
+            log_request_details=bool(config.get("log-request-details", False)),
+            max_key_length=_positive_int("max-key-length", config.get("max-key-length", 1048576)),
+            max_packet_length=_positive_int(
+                "max-packet-length", config.get("max-packet-length", 8192)
+            ),
+        )
+
+
+def _snap_channel(value: str) -> str:
+    channel = value.strip()
+    if not channel or not re.fullmatch(r"[A-Za-z0-9._/-]+", channel):
+        raise InvalidConfigError("snap-channel", f"{value!r} is not a snap channel")
+    return channel
+
+
+def _hostname(value: str) -> str:
+    hostname = value.strip()
+    if hostname and not is_valid_host(hostname):
+        raise InvalidConfigError("hostname", f"{value!r} is not a valid host name")
+    return hostname
+
+
+def _optional_fingerprint(option: str, value: str) -> str:
+    if not value.strip():
+        return ""
+    try:
+        return normalise_fingerprint(value)
+    except ValueError as error:
+        raise InvalidConfigError(option, str(error)) from None
+
+
+def _fingerprint_list(option: str, value: str) -> tuple[str, ...]:
+    items = [item for item in _LIST_SEPARATORS.split(value) if item]
+    try:
+        fingerprints = [normalise_fingerprint(item) for item in items]
+    except ValueError as error:
+        raise InvalidConfigError(option, str(error)) from None
+    return tuple(dict.fromkeys(fingerprints))
+
+
+def _external_peers(value: str) -> tuple[ExternalPeer, ...]:
+    lines = [line.strip() for line in value.splitlines() if line.strip()]
+    try:
+        peers = [ExternalPeer.parse(line) for line in lines]
+    except ValueError as error:
+        raise InvalidConfigError("external-peers", str(error)) from None
+    duplicates = {peer for peer in peers if peers.count(peer) > 1}
+    if duplicates:
+        first = sorted(duplicates, key=lambda peer: peer.name)[0]
+        raise InvalidConfigError("external-peers", f"{first.host} is listed more than once")
+    return tuple(peers)
+
+
+def _log_level(value: str) -> str:
+    level = value.strip().upper()
+    if level not in LOG_LEVELS:
+        raise InvalidConfigError("log-level", f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def _positive_int(option: str, value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise InvalidConfigError(option, f"{value!r} is not a positive whole number")
+    return value
+
+
+@dataclass(frozen=True)
+class CharmState:
+    """Everything the workload's config depends on, for one hook."""
+
+    config: CharmConfig
+    database: DatabaseCredentials
+    nodename: str

@@ -1,0 +1,226 @@
+"""Hockeypuck on this machine: the snap, its config file and its systemd service.
+
+No Juju here: the charm tells this class what it wants, and it raises its own errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import subprocess
+import tempfile
+from pathlib import Path, PurePosixPath
+
+from charmlibs import snap, systemd
+
+import snap_layout
+
+logger = logging.getLogger(__name__)
+
+SERVICE_DROP_IN = """\
+# Written by the hockeypuck charm. Hockeypuck exits at once when PostgreSQL is unreachable
+# at start-up (and one of two nodes starting together on an empty database), so keep trying.
+[Unit]
+StartLimitIntervalSec=0
+
+[Service]
+Restart=on-failure
+RestartSec=5s
+"""
+
+
+class WorkloadError(Exception):
+    """Hockeypuck cannot be brought to the wanted state on this machine."""
+
+
+class SnapError(WorkloadError):
+    """The snap could not be installed, refreshed or queried."""
+
+
+class ServiceError(WorkloadError):
+    """The systemd service could not be managed, or does not stay up."""
+
+
+class Hockeypuck:
+    """The Hockeypuck snap, config file and service, under a file-system root."""
+
+    def __init__(self, root: Path = Path("/")):
+        self._root = root
+        self._state_dir = root / "var/lib/hockeypuck-charm"
+        self.config_path = self._host_path(snap_layout.CONFIG_FILE)
+        self._store_config_link = self._host_path(snap_layout.STORE_SNAP_CONFIG_FILE)
+        self._drop_in = (
+            root / "etc/systemd/system" / f"{snap_layout.SERVICE}.d" / "10-hockeypuck-charm.conf"
+        )
+
+    def _host_path(self, daemon_path: PurePosixPath) -> Path:
+        return self._root / daemon_path.relative_to("/")
+
+    # The snap
+
+    def installed(self) -> snap.InstalledInfo | None:
+        """The installed snap, or None."""
+        try:
+            return snap.list_one(snap_layout.SNAP_NAME)
+        except snap.NotInstalledError:
+            return None
+        except snap.Error as error:
+            raise SnapError(f"cannot query snapd: {error}") from error
+
+    def install(self, channel: str, resource: Path | None) -> bool:
+        """Install or refresh the snap from the resource file, else the channel; hold refreshes.
+
+        Returns:
+            Whether the installed revision changed.
+        """
+        before = self.installed()
+        try:
+            if resource is not None:
+                self._install_file(resource)
+            else:
+                snap.ensure_installed(snap_layout.SNAP_NAME, channel=channel, update=False)
+            snap.hold(snap_layout.SNAP_NAME)
+        except snap.Error as error:
+            raise SnapError(f"cannot install the {snap_layout.SNAP_NAME} snap: {error}") from error
+        after = self.installed()
+        if after is None:
+            raise SnapError(f"the {snap_layout.SNAP_NAME} snap is not installed after install")
+        self._write_drop_in()
+        changed = before is None or before.revision != after.revision
+        if changed:
+            logger.info("hockeypuck snap now at revision %s (%s)", after.revision, after.version)
+            if before is not None and self.is_running():
+                # snapd restarted the daemon with the config on disk: that is what now runs.
+                self._record_applied(self._read_config(), after.revision)
+        return changed
+
+    def _install_file(self, resource: Path) -> None:
+        digest = hashlib.sha256(resource.read_bytes()).hexdigest()
+        marker = self._state_dir / "snap-resource.sha256"
+        if self.installed() is not None and _read_text(marker) == digest:
+            return
+        command = ["snap", "install", "--dangerous", str(resource)]
+        try:
+            subprocess.run(command, check=True, capture_output=True, text=True, timeout=600)
+        except subprocess.CalledProcessError as error:
+            reason = (
+                error.stderr or error.stdout or ""
+            ).strip() or f"exit code {error.returncode}"
+            raise SnapError(f"snap install --dangerous failed: {reason}") from error
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise SnapError(f"snap install --dangerous failed: {error}") from error
+        _write_atomic(marker, digest, mode=0o644)
+
+    def _write_drop_in(self) -> None:
+        if _read_text(self._drop_in) == SERVICE_DROP_IN:
+            return
+        _write_atomic(self._drop_in, SERVICE_DROP_IN, mode=0o644)
+        try:
+            systemd.daemon_reload()
+        except systemd.SystemdError as error:
+            raise ServiceError(f"systemctl daemon-reload failed: {error}") from error
+
+    # The config file
+
+    def write_config(self, content: str) -> bool:
+        """Write hockeypuck.conf (mode 0600, atomically) when its content differs.
+
+        Returns:
+            Whether the file changed.
+        """
+        self._link_store_config()
+        if self._read_config() == content:
+            return False
+        _write_atomic(self.config_path, content, mode=0o600)
+        logger.info("wrote %s", self.config_path)
+        return True
+
+    def _read_config(self) -> str | None:
+        return _read_text(self.config_path)
+
+    def _link_store_config(self) -> None:
+        """Point the store snap's `config` at hockeypuck.conf, so either snap reads it."""
+        link = self._store_config_link
+        target = self.config_path.name
+        if link.is_symlink() and os.readlink(link) == target:
+            return
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(target)
+
+    # The service
+
+    def ensure_running(self, revision: str) -> bool:
+        """Run the service with the config on disk, restarting only if it runs something else.
+
+        Returns:
+            Whether the service was restarted (or started) to apply a change.
+        """
+        content = self._read_config()
+        if content is None:
+            raise ServiceError(f"{self.config_path} does not exist")
+        applied = self._applied()
+        wanted = {"config": _digest(content), "revision": revision}
+        try:
+            if applied != wanted:
+                systemd.service_enable(snap_layout.SERVICE)
+                systemd.service_restart(snap_layout.SERVICE)
+                self._record_applied(content, revision)
+                return True
+            if not systemd.service_running(snap_layout.SERVICE):
+                systemd.service_enable(snap_layout.SERVICE)
+                systemd.service_start(snap_layout.SERVICE)
+        except systemd.SystemdError as error:
+            raise ServiceError(f"cannot start {snap_layout.SERVICE}: {error}") from error
+        return False
+
+    def stop(self) -> None:
+        """Stop and disable the service, so it does not crash-loop without a database."""
+        try:
+            if systemd.service_running(snap_layout.SERVICE):
+                systemd.service_stop(snap_layout.SERVICE)
+            systemd.service_disable(snap_layout.SERVICE)
+        except systemd.SystemdError as error:
+            raise ServiceError(f"cannot stop {snap_layout.SERVICE}: {error}") from error
+
+    def is_running(self) -> bool:
+        """Whether systemd reports the service active."""
+        return systemd.service_running(snap_layout.SERVICE)
+
+    def _applied(self) -> dict[str, str] | None:
+        text = _read_text(self._state_dir / "applied.json")
+        return json.loads(text) if text else None
+
+    def _record_applied(self, content: str | None, revision: str) -> None:
+        record = {"config": _digest(content or ""), "revision": revision}
+        _write_atomic(self._state_dir / "applied.json", json.dumps(record), mode=0o600)
+
+
+def _digest(content: str) -> str:
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return None
+
+
+def _write_atomic(path: Path, content: str, mode: int) -> None:
+    """Write a file so that readers see the old or the new content, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(descriptor, mode)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(content)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,189 @@
+"""Fixtures for ops.testing tests: the machine is faked at the charmlibs snap/systemd seam."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from charmlibs import snap, systemd
+from ops import testing
+
+import charm
+import snap_layout
+
+REPO_ROOT = Path(__file__).parents[2]
+DB_PASSWORD = "s3cret-pw"
+DB_USER = "relation-7"
+
+
+@dataclass
+class FakeSnapd:
+    """The snapd the workload talks to: channels with revisions, local installs."""
+
+    channels: dict[str, str] = field(
+        default_factory=lambda: {"latest/edge": "42", "latest/stable": "40", "2.3/stable": "51"}
+    )
+    installed: snap.InstalledInfo | None = None
+    held: bool = False
+    local_installs: list[str] = field(default_factory=list)
+    fail_with: snap.Error | None = None
+    systemd: FakeSystemd | None = None
+
+    def list_one(self, name: str) -> snap.InstalledInfo:
+        assert name == snap_layout.SNAP_NAME
+        if self.installed is None:
+            raise snap.NotInstalledError("snap not installed", kind="snap-not-found", value=name)
+        return self.installed
+
+    def ensure_installed(self, name: str, channel: str | None = None, **_: object) -> bool:
+        if self.fail_with is not None:
+            raise self.fail_with
+        channel = channel or "latest/stable"
+        if channel not in self.channels:
+            raise snap.ChannelNotAvailableError(f"no channel {channel}", kind="", value=name)
+        if self.installed is not None and self.installed.tracking == channel:
+            return False
+        self._set(channel, self.channels[channel])
+        return True
+
+    def hold(self, name: str, duration: object = None) -> None:
+        self.held = True
+
+    def run(self, command: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        assert command[:3] == ["snap", "install", "--dangerous"], command
+        self.local_installs.append(command[3])
+        self._set("", f"x{len(self.local_installs)}")
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    def _set(self, tracking: str, revision: str) -> None:
+        # Like snapd, a refresh restarts the daemon if it was running.
+        if self.installed is not None and self.systemd is not None and self.systemd.running:
+            self.systemd.restarts += 1
+        self.installed = snap.InstalledInfo(
+            name=snap_layout.SNAP_NAME,
+            classic=False,
+            tracking=tracking,
+            revision=revision,
+            version=f"2.3.3+rev{revision}",
+            hold=None,
+        )
+
+
+@dataclass
+class FakeSystemd:
+    """systemctl as the workload sees it, counting what matters: restarts."""
+
+    running: bool = False
+    enabled: bool = False
+    stays_up: bool = True
+    restarts: int = 0
+    starts: int = 0
+    stops: int = 0
+    daemon_reloads: int = 0
+
+    def service_running(self, unit: str) -> bool:
+        assert unit == snap_layout.SERVICE
+        return self.running
+
+    def service_restart(self, unit: str) -> bool:
+        self.restarts += 1
+        self.running = self.stays_up
+        return True
+
+    def service_start(self, unit: str) -> bool:
+        self.starts += 1
+        self.running = self.stays_up
+        return True
+
+    def service_stop(self, unit: str) -> bool:
+        self.stops += 1
+        self.running = False
+        return True
+
+    def service_enable(self, unit: str) -> bool:
+        self.enabled = True
+        return True
+
+    def service_disable(self, unit: str) -> bool:
+        self.enabled = False
+        return True
+
+    def daemon_reload(self) -> bool:
+        self.daemon_reloads += 1
+        return True
+
+
+@pytest.fixture
+def snapd(monkeypatch: pytest.MonkeyPatch, systemctl: FakeSystemd) -> FakeSnapd:
+    fake = FakeSnapd(systemd=systemctl)
+    for name in ("list_one", "ensure_installed", "hold"):
+        monkeypatch.setattr(snap, name, getattr(fake, name))
+    monkeypatch.setattr(subprocess, "run", fake.run)
+    return fake
+
+
+@pytest.fixture
+def systemctl(monkeypatch: pytest.MonkeyPatch) -> FakeSystemd:
+    fake = FakeSystemd()
+    for name in (
+        "service_running",
+        "service_restart",
+        "service_start",
+        "service_stop",
+        "service_enable",
+        "service_disable",
+        "daemon_reload",
+    ):
+        monkeypatch.setattr(systemd, name, getattr(fake, name))
+    return fake
+
+
+@pytest.fixture
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(charm.HockeypuckCharm, "workload_root", tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def ctx(root: Path, snapd: FakeSnapd, systemctl: FakeSystemd) -> Iterator[testing.Context]:
+    yield testing.Context(charm.HockeypuckCharm, charm_root=REPO_ROOT)
+
+
+def user_secret(password: str = DB_PASSWORD, username: str = DB_USER) -> testing.Secret:
+    """The secret the postgresql charm shares with the credentials."""
+    return testing.Secret(tracked_content={"username": username, "password": password})
+
+
+def db_relation(
+    secret: testing.Secret | None = None, endpoints: str = "10.0.0.5:5432", **extra: str
+) -> testing.Relation:
+    """A database relation as the postgresql charm (16/stable) fills it."""
+    remote = {"database": "hockeypuck", "endpoints": endpoints, "version": "16.9", **extra}
+    if secret is not None:
+        remote["secret-user"] = secret.id
+    return testing.Relation("database", remote_app_name="postgresql", remote_app_data=remote)
+
+
+EMPTY_SNAP = Path(__file__).parent / "empty.snap"
+
+
+def base_state(**kwargs: Any) -> testing.State:
+    """A unit as deployed from Charmhub: the snap resource is the empty placeholder."""
+    kwargs.setdefault("resources", {testing.Resource(name="hockeypuck-snap", path=EMPTY_SNAP)})
+    return testing.State(**kwargs)
+
+
+def ready_state(**kwargs: Any) -> testing.State:
+    """A unit with a database relation whose credentials have arrived."""
+    secret = user_secret()
+    kwargs.setdefault("relations", {db_relation(secret)})
+    kwargs.setdefault("secrets", {secret})
+    return base_state(**kwargs)
+
+
+def config_file(root: Path) -> Path:
+    return root / snap_layout.CONFIG_FILE.relative_to("/")

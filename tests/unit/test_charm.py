@@ -1,0 +1,308 @@
+"""State-transition tests of the charm's events, with the machine faked at one seam."""
+
+from __future__ import annotations
+
+import json
+import stat
+import tomllib
+from pathlib import Path
+
+import pytest
+from charmlibs import snap
+from ops import testing
+
+import snap_layout
+from tests.unit.conftest import (
+    DB_PASSWORD,
+    DB_USER,
+    FakeSnapd,
+    FakeSystemd,
+    config_file,
+    db_relation,
+    base_state,
+    ready_state,
+    user_secret,
+)
+
+
+def test_install_without_database_installs_held_snap_and_blocks(
+    ctx: testing.Context, snapd: FakeSnapd, systemctl: FakeSystemd, root: Path
+):
+    out = ctx.run(ctx.on.install(), base_state())
+
+    assert snapd.installed is not None
+    assert snapd.installed.tracking == "latest/edge"
+    assert snapd.held
+    assert out.unit_status == testing.BlockedStatus("needs a database relation")
+    assert out.workload_version == "2.3.3+rev42"
+    assert {port.port for port in out.opened_ports} == {11371, 11370}
+    assert not systemctl.running
+    assert not config_file(root).exists()
+
+
+def test_install_writes_restart_drop_in(ctx: testing.Context, systemctl: FakeSystemd, root: Path):
+    ctx.run(ctx.on.install(), base_state())
+
+    drop_in = root / f"etc/systemd/system/{snap_layout.SERVICE}.d/10-hockeypuck-charm.conf"
+    assert "Restart=on-failure" in drop_in.read_text()
+    assert systemctl.daemon_reloads == 1
+
+
+def test_install_from_attached_resource(
+    ctx: testing.Context, snapd: FakeSnapd, tmp_path: Path
+):
+    snap_file = tmp_path / "hockeypuck.snap"
+    snap_file.write_bytes(b"a squashfs image")
+    resource = testing.Resource(name="hockeypuck-snap", path=snap_file)
+
+    out = ctx.run(ctx.on.install(), base_state(resources={resource}))
+
+    assert len(snapd.local_installs) == 1
+    assert snapd.installed is not None and snapd.installed.revision == "x1"
+    assert out.workload_version == "2.3.3+revx1"
+
+
+def test_empty_resource_means_store_channel(
+    ctx: testing.Context, snapd: FakeSnapd, tmp_path: Path
+):
+    empty = tmp_path / "empty.snap"
+    empty.write_bytes(b"")
+    resource = testing.Resource(name="hockeypuck-snap", path=empty)
+
+    ctx.run(ctx.on.install(), base_state(resources={resource}))
+
+    assert snapd.local_installs == []
+    assert snapd.installed is not None and snapd.installed.tracking == "latest/edge"
+
+
+def test_same_resource_is_not_reinstalled_on_upgrade(
+    ctx: testing.Context, snapd: FakeSnapd, tmp_path: Path
+):
+    snap_file = tmp_path / "hockeypuck.snap"
+    snap_file.write_bytes(b"image one")
+    state = base_state(resources={testing.Resource(name="hockeypuck-snap", path=snap_file)})
+
+    ctx.run(ctx.on.install(), state)
+    ctx.run(ctx.on.upgrade_charm(), state)
+    snap_file.write_bytes(b"image two")
+    ctx.run(ctx.on.upgrade_charm(), state)
+
+    assert len(snapd.local_installs) == 2
+
+
+def test_leader_requests_database_with_secrets(ctx: testing.Context):
+    relation = db_relation()
+
+    out = ctx.run(ctx.on.relation_created(relation), base_state(leader=True, relations={relation}))
+
+    local = out.get_relation(relation.id).local_app_data
+    assert local == {
+        "database": "hockeypuck",
+        "requested-secrets": json.dumps(
+            ["username", "password", "tls", "tls-ca", "uris", "read-only-uris"]
+        ),
+    }
+
+
+def test_non_leader_writes_nothing_to_the_database_relation(ctx: testing.Context):
+    relation = db_relation()
+
+    out = ctx.run(ctx.on.relation_created(relation), base_state(relations={relation}))
+
+    assert out.get_relation(relation.id).local_app_data == {}
+
+
+def test_waits_while_the_provider_has_not_answered(ctx: testing.Context, systemctl: FakeSystemd):
+    relation = testing.Relation("database", remote_app_name="postgresql")
+
+    out = ctx.run(ctx.on.relation_changed(relation), base_state(relations={relation}))
+
+    assert out.unit_status == testing.WaitingStatus("waiting for database credentials")
+    assert systemctl.restarts == 0
+
+
+def test_waits_for_the_secret_content(ctx: testing.Context):
+    relation = db_relation()
+
+    out = ctx.run(ctx.on.relation_changed(relation), base_state(relations={relation}))
+
+    assert out.unit_status == testing.WaitingStatus("waiting for database credentials")
+
+
+def test_credentials_from_secret_configure_and_start(
+    ctx: testing.Context, systemctl: FakeSystemd, root: Path
+):
+    state = ready_state(leader=True)
+    relation = next(iter(state.relations))
+
+    out = ctx.run(ctx.on.relation_changed(relation), state)
+
+    assert out.unit_status == testing.ActiveStatus()
+    assert systemctl.running and systemctl.enabled
+    assert systemctl.restarts == 1
+    path = config_file(root)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    dsn = tomllib.loads(path.read_text())["hockeypuck"]["openpgp"]["db"]["dsn"]
+    assert dsn == (
+        f"database='hockeypuck' host='10.0.0.5' port='5432' user='{DB_USER}' "
+        f"password='{DB_PASSWORD}' sslmode='disable'"
+    )
+
+
+def test_store_snap_config_path_points_at_the_rendered_file(ctx: testing.Context, root: Path):
+    state = ready_state()
+
+    ctx.run(ctx.on.config_changed(), state)
+
+    link = root / snap_layout.STORE_SNAP_CONFIG_FILE.relative_to("/")
+    assert link.is_symlink()
+    assert link.resolve() == config_file(root).resolve()
+
+
+def test_plain_field_credentials_are_accepted(ctx: testing.Context, root: Path):
+    relation = db_relation(username="plain-user", password="plain-pw", tls="True")
+
+    out = ctx.run(ctx.on.relation_changed(relation), base_state(relations={relation}))
+
+    assert out.unit_status == testing.ActiveStatus()
+    dsn = tomllib.loads(config_file(root).read_text())["hockeypuck"]["openpgp"]["db"]["dsn"]
+    assert "user='plain-user' password='plain-pw' sslmode='require'" in dsn
+
+
+def test_first_endpoint_is_used_after_failover(ctx: testing.Context, root: Path):
+    secret = user_secret()
+    relation = db_relation(secret, endpoints="10.0.0.9:5432,10.0.0.5:5432")
+
+    ctx.run(ctx.on.relation_changed(relation), base_state(relations={relation}, secrets={secret}))
+
+    assert "host='10.0.0.9'" in config_file(root).read_text()
+
+
+def test_password_rotation_restarts_once(
+    ctx: testing.Context, systemctl: FakeSystemd, root: Path
+):
+    secret = user_secret()
+    relation = db_relation(secret)
+    ctx.run(ctx.on.relation_changed(relation), base_state(relations={relation}, secrets={secret}))
+    rotated = testing.Secret(
+        id=secret.id,
+        tracked_content=secret.tracked_content,
+        latest_content={"username": DB_USER, "password": "rotated-pw"},
+    )
+    state = base_state(relations={relation}, secrets={rotated})
+
+    ctx.run(ctx.on.secret_changed(rotated), state)
+    ctx.run(ctx.on.update_status(), state)
+
+    assert "password='rotated-pw'" in config_file(root).read_text()
+    assert systemctl.restarts == 2
+
+
+@pytest.mark.parametrize("event_name", ["update_status", "leader_elected", "config_changed", "start"])
+def test_no_op_events_never_restart(
+    ctx: testing.Context, systemctl: FakeSystemd, event_name: str
+):
+    state = ready_state()
+    ctx.run(ctx.on.config_changed(), state)
+    assert systemctl.restarts == 1
+
+    for _ in range(5):
+        out = ctx.run(getattr(ctx.on, event_name)(), state)
+
+    assert systemctl.restarts == 1
+    assert out.unit_status == testing.ActiveStatus()
+
+
+def test_relation_broken_stops_the_service(ctx: testing.Context, systemctl: FakeSystemd):
+    state = ready_state()
+    relation = next(iter(state.relations))
+    ctx.run(ctx.on.config_changed(), state)
+
+    out = ctx.run(ctx.on.relation_broken(relation), state)
+
+    assert out.unit_status == testing.BlockedStatus("needs a database relation")
+    assert not systemctl.running and not systemctl.enabled
+
+
+def test_service_that_does_not_stay_up_is_reported(ctx: testing.Context, systemctl: FakeSystemd):
+    systemctl.stays_up = False
+
+    out = ctx.run(ctx.on.config_changed(), ready_state())
+
+    assert out.unit_status == testing.BlockedStatus(
+        f"{snap_layout.SERVICE} is not running (see journalctl -u {snap_layout.SERVICE})"
+    )
+
+
+def test_crashed_service_is_started_not_restarted(ctx: testing.Context, systemctl: FakeSystemd):
+    state = ready_state()
+    ctx.run(ctx.on.config_changed(), state)
+    systemctl.running = False
+
+    ctx.run(ctx.on.update_status(), state)
+
+    assert (systemctl.restarts, systemctl.starts, systemctl.running) == (1, 1, True)
+
+
+def test_snap_store_error_is_a_status_not_a_crash(ctx: testing.Context, snapd: FakeSnapd):
+    snapd.fail_with = snap.ConnectionError("snapd is not answering")
+
+    out = ctx.run(ctx.on.install(), base_state())
+
+    assert out.unit_status == testing.BlockedStatus(
+        "snap: cannot install the hockeypuck snap: snapd is not answering (retried on the next hook)"
+    )
+
+
+def test_unknown_channel_is_reported(ctx: testing.Context):
+    out = ctx.run(ctx.on.install(), base_state(config={"snap-channel": "9.9/stable"}))
+
+    assert isinstance(out.unit_status, testing.BlockedStatus)
+    assert "no channel 9.9/stable" in out.unit_status.message
+
+
+def test_channel_change_refreshes_once_and_restarts_once(
+    ctx: testing.Context, snapd: FakeSnapd, systemctl: FakeSystemd
+):
+    state = ready_state()
+    ctx.run(ctx.on.install(), state)
+    ctx.run(ctx.on.config_changed(), state)
+    assert systemctl.restarts == 1
+    changed = ready_state(config={"snap-channel": "2.3/stable"})
+
+    out = ctx.run(ctx.on.config_changed(), changed)
+    ctx.run(ctx.on.config_changed(), changed)
+    ctx.run(ctx.on.update_status(), changed)
+
+    assert snapd.installed is not None and snapd.installed.revision == "51"
+    assert out.workload_version == "2.3.3+rev51"
+    assert systemctl.restarts == 2
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"contact-fingerprint": "0xABCD"}, "contact-fingerprint: '0xABCD' has 4 hex digits"),
+        ({"admin-keys": "not-hex"}, "admin-keys: 'not-hex' is not a hexadecimal fingerprint"),
+        ({"external-peers": "peer.example.com,11371"}, "external-peers: 'peer.example.com,11371' needs 3 fields"),
+        ({"external-peers": "bad_host!,11371,11370"}, "'bad_host!' is not a host name or IP address"),
+        ({"external-peers": "peer.example.com,11371,70000"}, "'70000' is not a port number"),
+        ({"log-level": "VERBOSE"}, "log-level: 'VERBOSE' is not one of"),
+        ({"hostname": "-bad-.example.com"}, "hostname: '-bad-.example.com' is not a valid host name"),
+        ({"max-key-length": 0}, "max-key-length: 0 is not a positive whole number"),
+    ],
+)
+def test_invalid_config_blocks_and_writes_nothing(
+    ctx: testing.Context, systemctl: FakeSystemd, root: Path, config: dict[str, str], message: str
+):
+    good = ready_state()
+    ctx.run(ctx.on.config_changed(), good)
+    before = config_file(root).read_text()
+
+    out = ctx.run(ctx.on.config_changed(), ready_state(config=config))
+
+    assert isinstance(out.unit_status, testing.BlockedStatus)
+    assert out.unit_status.message.startswith("invalid config: ")
+    assert message in out.unit_status.message
+    assert config_file(root).read_text() == before
+    assert systemctl.restarts == 1
