@@ -28,7 +28,7 @@ def status_for(error: Exception) -> ops.StatusBase:
     if isinstance(error, database.DatabaseNotReadyError):
         return ops.WaitingStatus("waiting for database credentials")
     if isinstance(error, SnapError):
-        return ops.BlockedStatus(f"snap: {error} (retried on the next hook)")
+        return ops.BlockedStatus(str(error))
     if isinstance(error, ServiceError):
         return ops.BlockedStatus(f"{error} (see journalctl -u {snap_layout.SERVICE})")
     raise error

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,8 +148,8 @@ def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def ctx(root: Path, snapd: FakeSnapd, systemctl: FakeSystemd) -> Iterator[testing.Context]:
-    yield testing.Context(charm.HockeypuckCharm, charm_root=REPO_ROOT)
+def ctx(root: Path, snapd: FakeSnapd, systemctl: FakeSystemd) -> testing.Context:
+    return testing.Context(charm.HockeypuckCharm, charm_root=REPO_ROOT)
 
 
 def user_secret(password: str = DB_PASSWORD, username: str = DB_USER) -> testing.Secret:

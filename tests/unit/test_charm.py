@@ -17,9 +17,9 @@ from tests.unit.conftest import (
     DB_USER,
     FakeSnapd,
     FakeSystemd,
+    base_state,
     config_file,
     db_relation,
-    base_state,
     ready_state,
     user_secret,
 )
@@ -48,9 +48,7 @@ def test_install_writes_restart_drop_in(ctx: testing.Context, systemctl: FakeSys
     assert systemctl.daemon_reloads == 1
 
 
-def test_install_from_attached_resource(
-    ctx: testing.Context, snapd: FakeSnapd, tmp_path: Path
-):
+def test_install_from_attached_resource(ctx: testing.Context, snapd: FakeSnapd, tmp_path: Path):
     snap_file = tmp_path / "hockeypuck.snap"
     snap_file.write_bytes(b"a squashfs image")
     resource = testing.Resource(name="hockeypuck-snap", path=snap_file)
@@ -178,9 +176,7 @@ def test_first_endpoint_is_used_after_failover(ctx: testing.Context, root: Path)
     assert "host='10.0.0.9'" in config_file(root).read_text()
 
 
-def test_password_rotation_restarts_once(
-    ctx: testing.Context, systemctl: FakeSystemd, root: Path
-):
+def test_password_rotation_restarts_once(ctx: testing.Context, systemctl: FakeSystemd, root: Path):
     secret = user_secret()
     relation = db_relation(secret)
     ctx.run(ctx.on.relation_changed(relation), base_state(relations={relation}, secrets={secret}))
@@ -198,19 +194,18 @@ def test_password_rotation_restarts_once(
     assert systemctl.restarts == 2
 
 
-@pytest.mark.parametrize("event_name", ["update_status", "leader_elected", "config_changed", "start"])
-def test_no_op_events_never_restart(
-    ctx: testing.Context, systemctl: FakeSystemd, event_name: str
-):
+@pytest.mark.parametrize(
+    "event_name", ["update_status", "leader_elected", "config_changed", "start"]
+)
+def test_no_op_events_never_restart(ctx: testing.Context, systemctl: FakeSystemd, event_name: str):
     state = ready_state()
     ctx.run(ctx.on.config_changed(), state)
     assert systemctl.restarts == 1
 
-    for _ in range(5):
-        out = ctx.run(getattr(ctx.on, event_name)(), state)
+    outs = [ctx.run(getattr(ctx.on, event_name)(), state) for _ in range(5)]
 
     assert systemctl.restarts == 1
-    assert out.unit_status == testing.ActiveStatus()
+    assert all(out.unit_status == testing.ActiveStatus() for out in outs)
 
 
 def test_relation_broken_stops_the_service(ctx: testing.Context, systemctl: FakeSystemd):
@@ -250,7 +245,7 @@ def test_snap_store_error_is_a_status_not_a_crash(ctx: testing.Context, snapd: F
     out = ctx.run(ctx.on.install(), base_state())
 
     assert out.unit_status == testing.BlockedStatus(
-        "snap: cannot install the hockeypuck snap: snapd is not answering (retried on the next hook)"
+        "cannot install the hockeypuck snap: snapd is not answering"
     )
 
 
@@ -284,11 +279,20 @@ def test_channel_change_refreshes_once_and_restarts_once(
     [
         ({"contact-fingerprint": "0xABCD"}, "contact-fingerprint: '0xABCD' has 4 hex digits"),
         ({"admin-keys": "not-hex"}, "admin-keys: 'not-hex' is not a hexadecimal fingerprint"),
-        ({"external-peers": "peer.example.com,11371"}, "external-peers: 'peer.example.com,11371' needs 3 fields"),
-        ({"external-peers": "bad_host!,11371,11370"}, "'bad_host!' is not a host name or IP address"),
+        (
+            {"external-peers": "peer.example.com,11371"},
+            "external-peers: 'peer.example.com,11371' needs 3 fields",
+        ),
+        (
+            {"external-peers": "bad_host!,11371,11370"},
+            "'bad_host!' is not a host name or IP address",
+        ),
         ({"external-peers": "peer.example.com,11371,70000"}, "'70000' is not a port number"),
         ({"log-level": "VERBOSE"}, "log-level: 'VERBOSE' is not one of"),
-        ({"hostname": "-bad-.example.com"}, "hostname: '-bad-.example.com' is not a valid host name"),
+        (
+            {"hostname": "-bad-.example.com"},
+            "hostname: '-bad-.example.com' is not a valid host name",
+        ),
         ({"max-key-length": 0}, "max-key-length: 0 is not a positive whole number"),
     ],
 )
