@@ -11,6 +11,7 @@ import ops
 import snap_layout
 from hockeypuck_config import render
 from relations import database
+from relations.cos_agent import CosAgentProvider
 from state import CharmConfig, CharmState, InvalidConfigError
 from workload import Hockeypuck, ServiceError, SnapError, WorkloadError
 
@@ -58,6 +59,7 @@ class HockeypuckCharm(ops.CharmBase):
         ):
             framework.observe(event, self._on_change)
         framework.observe(self.on.collect_unit_status, self._on_collect_status)
+        self.cos_agent = CosAgentProvider(self, self.workload_root)
 
     def _on_machine_change(self, _: ops.EventBase) -> None:
         self._reconcile(setup_machine=True)
@@ -85,15 +87,13 @@ class HockeypuckCharm(ops.CharmBase):
 
     def _apply(self, setup_machine: bool) -> None:
         config = CharmConfig.from_config(self.config)
-        installed = self.workload.installed()
-        if setup_machine or installed is None:
+        revision = self.workload.installed_revision()
+        if setup_machine or revision is None:
             self.unit.status = ops.MaintenanceStatus("installing the hockeypuck snap")
-            self.workload.install(config.snap_channel, self._snap_resource())
-            installed = self.workload.installed()
-            self.unit.set_ports(snap_layout.HKP_PORT, snap_layout.RECON_PORT)
-        assert installed is not None  # install() raises when it fails
-        if setup_machine:
+            installed = self.workload.install(config.snap_channel, self._snap_resource())
+            revision = installed.revision
             self.unit.set_workload_version(installed.version)
+            self.unit.set_ports(snap_layout.HKP_PORT, snap_layout.RECON_PORT)
         relation = self.model.get_relation(database.ENDPOINT)
         if relation is None:
             self.workload.stop()
@@ -105,8 +105,10 @@ class HockeypuckCharm(ops.CharmBase):
             database=database.read_credentials(self.model, relation),
             nodename=self.unit.name.replace("/", "-"),
         )
-        self.workload.write_config(render(state, self.charm_dir / "templates"))
-        self.workload.ensure_running(installed.revision)
+        self.workload.write_config(
+            render(state, self.charm_dir / "templates", self.workload.template_cache_dir)
+        )
+        self.workload.ensure_running(revision)
         if not self.workload.is_running():
             raise ServiceError(f"{snap_layout.SERVICE} is not running")
 

@@ -75,10 +75,22 @@ def dsn(database: DatabaseCredentials) -> str:
     return " ".join(f"{key}={libpq_value(value)}" for key, value in fields.items())
 
 
-def render(state: CharmState, template_dir: Path) -> str:
-    """Render the whole config file for this state."""
+def render(state: CharmState, template_dir: Path, cache_dir: Path | None = None) -> str:
+    """Render the whole config file for this state.
+
+    Args:
+        state: the charm state.
+        template_dir: where hockeypuck.conf.j2 is.
+        cache_dir: where compiled templates may be kept between hooks (compiling costs more
+            than everything else a no-op hook does).
+    """
+    cache = None
+    if cache_dir is not None:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        cache = jinja2.FileSystemBytecodeCache(str(cache_dir))
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(template_dir),
+        bytecode_cache=cache,
         undefined=jinja2.StrictUndefined,
         autoescape=False,  # noqa: S701 - TOML, not HTML; values escaped by the toml filter
         keep_trailing_newline=True,

@@ -49,6 +49,7 @@ class Hockeypuck:
     def __init__(self, root: Path = Path("/")):
         self._root = root
         self._state_dir = root / "var/lib/hockeypuck-charm"
+        self.template_cache_dir = self._state_dir / "template-cache"
         self.config_path = self._host_path(snap_layout.CONFIG_FILE)
         self._store_config_link = self._host_path(snap_layout.STORE_SNAP_CONFIG_FILE)
         self._drop_in = (
@@ -60,8 +61,11 @@ class Hockeypuck:
 
     # The snap
 
-    def installed(self) -> snap.InstalledInfo | None:
-        """The installed snap, or None."""
+    def installed_revision(self) -> str | None:
+        """The snap revision this charm last installed, without asking snapd (cheap)."""
+        return _read_text(self._state_dir / "snap-revision")
+
+    def _snapd_info(self) -> snap.InstalledInfo | None:
         try:
             return snap.list_one(snap_layout.SNAP_NAME)
         except snap.NotInstalledError:
@@ -69,37 +73,37 @@ class Hockeypuck:
         except snap.Error as error:
             raise SnapError(f"cannot query snapd: {error}") from error
 
-    def install(self, channel: str, resource: Path | None) -> bool:
+    def install(self, channel: str, resource: Path | None) -> snap.InstalledInfo:
         """Install or refresh the snap from the resource file, else the channel; hold refreshes.
 
         Returns:
-            Whether the installed revision changed.
+            The installed snap.
         """
-        before = self.installed()
+        before = self._snapd_info()
         try:
             if resource is not None:
-                self._install_file(resource)
+                self._install_file(resource, installed=before is not None)
             else:
                 snap.ensure_installed(snap_layout.SNAP_NAME, channel=channel, update=False)
             snap.hold(snap_layout.SNAP_NAME)
         except snap.Error as error:
             raise SnapError(f"cannot install the {snap_layout.SNAP_NAME} snap: {error}") from error
-        after = self.installed()
+        after = self._snapd_info()
         if after is None:
             raise SnapError(f"the {snap_layout.SNAP_NAME} snap is not installed after install")
         self._write_drop_in()
-        changed = before is None or before.revision != after.revision
-        if changed:
+        if before is None or before.revision != after.revision:
             logger.info("hockeypuck snap now at revision %s (%s)", after.revision, after.version)
             if before is not None and self.is_running():
                 # snapd restarted the daemon with the config on disk: that is what now runs.
                 self._record_applied(self._read_config(), after.revision)
-        return changed
+        _write_atomic(self._state_dir / "snap-revision", after.revision, mode=0o644)
+        return after
 
-    def _install_file(self, resource: Path) -> None:
+    def _install_file(self, resource: Path, installed: bool) -> None:
         digest = hashlib.sha256(resource.read_bytes()).hexdigest()
         marker = self._state_dir / "snap-resource.sha256"
-        if self.installed() is not None and _read_text(marker) == digest:
+        if installed and _read_text(marker) == digest:
             return
         command = ["snap", "install", "--dangerous", str(resource)]
         try:

@@ -143,13 +143,28 @@ def systemctl(monkeypatch: pytest.MonkeyPatch) -> FakeSystemd:
 
 @pytest.fixture
 def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr(charm.HockeypuckCharm, "workload_root", tmp_path)
-    return tmp_path
+    """The machine's file system root for the workload."""
+    machine = tmp_path / "machine"
+    machine.mkdir()
+    monkeypatch.setattr(charm.HockeypuckCharm, "workload_root", machine)
+    return machine
+
+
+def make_charm_root(directory: Path) -> Path:
+    """A charm directory like the packed charm's, without touching the repository.
+
+    ops.testing writes metadata files into the charm root it is given, so it must not be the
+    repository itself (parallel test runs would see each other's files).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in ("src", "templates"):
+        (directory / name).symlink_to(REPO_ROOT / name)
+    return directory
 
 
 @pytest.fixture
-def ctx(root: Path, snapd: FakeSnapd, systemctl: FakeSystemd) -> testing.Context:
-    return testing.Context(charm.HockeypuckCharm, charm_root=REPO_ROOT)
+def ctx(root: Path, snapd: FakeSnapd, systemctl: FakeSystemd, tmp_path: Path) -> testing.Context:
+    return testing.Context(charm.HockeypuckCharm, charm_root=make_charm_root(tmp_path / "charm"))
 
 
 def user_secret(password: str = DB_PASSWORD, username: str = DB_USER) -> testing.Secret:
