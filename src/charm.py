@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import ops
 
 import snap_layout
-from hockeypuck_config import render
-from relations import database
+from hockeypuck_config import TEMPLATES_DIR, render
+from relations import database, haproxy_route, peers
+from relations.binding import ingress_address
 from relations.cos_agent import CosAgentProvider
 from state import CharmConfig, CharmState, InvalidConfigError
 from workload import Hockeypuck, ServiceError, SnapError, WorkloadError
@@ -46,18 +48,23 @@ class HockeypuckCharm(ops.CharmBase):
         self._status: ops.StatusBase | None = None
         for event in (self.on.install, self.on.upgrade_charm, self.on.config_changed):
             framework.observe(event, self._on_machine_change)
-        db_events = self.on[database.ENDPOINT]
         for event in (
             self.on.start,
             self.on.update_status,
             self.on.leader_elected,
             self.on.secret_changed,
-            db_events.relation_created,
-            db_events.relation_changed,
-            db_events.relation_departed,
-            db_events.relation_broken,
         ):
             framework.observe(event, self._on_change)
+        for endpoint in (database.ENDPOINT, haproxy_route.ENDPOINT, peers.ENDPOINT):
+            relation_events = self.on[endpoint]
+            for event in (
+                relation_events.relation_created,
+                relation_events.relation_joined,
+                relation_events.relation_changed,
+                relation_events.relation_departed,
+                relation_events.relation_broken,
+            ):
+                framework.observe(event, self._on_change)
         framework.observe(self.on.collect_unit_status, self._on_collect_status)
         self.cos_agent = CosAgentProvider(self, self.workload_root)
 
@@ -73,7 +80,7 @@ class HockeypuckCharm(ops.CharmBase):
 
     def _reconcile(self, setup_machine: bool) -> None:
         try:
-            self._apply(setup_machine)
+            message = self._apply(setup_machine)
         except (
             InvalidConfigError,
             database.DatabaseRelationMissingError,
@@ -83,9 +90,10 @@ class HockeypuckCharm(ops.CharmBase):
             logger.warning("not serving: %s", error)
             self._status = status_for(error)
         else:
-            self._status = ops.ActiveStatus()
+            self._status = ops.ActiveStatus(message)
 
-    def _apply(self, setup_machine: bool) -> None:
+    def _apply(self, setup_machine: bool) -> str:
+        """Bring the unit to the wanted state; returns the message of the Active status."""
         config = CharmConfig.from_config(self.config)
         revision = self.workload.installed_revision()
         if setup_machine or revision is None:
@@ -94,6 +102,11 @@ class HockeypuckCharm(ops.CharmBase):
             revision = installed.revision
             self.unit.set_workload_version(installed.version)
             self.unit.set_ports(snap_layout.HKP_PORT, snap_layout.RECON_PORT)
+        peer_relation = self.model.get_relation(peers.ENDPOINT)
+        address = ingress_address(self.model, peers.ENDPOINT)
+        if peer_relation is not None and address:
+            peers.publish(peer_relation, self.unit, address, self.workload.installed_version())
+        proxy_urls = self._publish_route(config)
         relation = self.model.get_relation(database.ENDPOINT)
         if relation is None:
             self.workload.stop()
@@ -103,14 +116,41 @@ class HockeypuckCharm(ops.CharmBase):
         state = CharmState(
             config=config,
             database=database.read_credentials(self.model, relation),
-            nodename=self.unit.name.replace("/", "-"),
+            nodename=peers.nodename(self.unit),
+            unit_address=address,
+            peer_units=peers.other_units(peer_relation),
+            proxy_hostname=(urlsplit(proxy_urls[0]).hostname or "") if proxy_urls else "",
         )
         self.workload.write_config(
-            render(state, self.charm_dir / "templates", self.workload.template_cache_dir)
+            render(state, self.charm_dir / TEMPLATES_DIR, self.workload.template_cache_dir)
         )
         self.workload.ensure_running(revision)
         if not self.workload.is_running():
             raise ServiceError(f"{snap_layout.SERVICE} is not running")
+        return f"serving {', '.join(proxy_urls)}" if proxy_urls else ""
+
+    def _publish_route(self, config: CharmConfig) -> tuple[str, ...]:
+        """Ask HAProxy for the HKP route; returns the URLs it serves it on (once it says)."""
+        relation = self.model.get_relation(haproxy_route.ENDPOINT)
+        if relation is None:
+            return ()
+        route = None
+        if self.unit.is_leader():
+            rate_limit = None
+            if config.rate_limit_per_minute:
+                rate_limit = haproxy_route.RateLimit(
+                    config.rate_limit_per_minute, config.rate_limit_policy
+                )
+            route = haproxy_route.Route(
+                service=self.app.name,
+                port=snap_layout.HKP_PORT,
+                hostname=config.hostname,
+                health_path=snap_layout.HEALTH_PATH,
+                rate_limit=rate_limit,
+            )
+        address = ingress_address(self.model, haproxy_route.ENDPOINT)
+        haproxy_route.publish(relation, self.app, self.unit, route, address)
+        return haproxy_route.endpoints(relation)
 
     def _snap_resource(self) -> Path | None:
         """The attached snap file, or None when none (or an empty one) is attached."""

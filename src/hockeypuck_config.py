@@ -9,7 +9,7 @@ as libpq `key=value` pairs (values single-quoted, `'` and `\\` backslash-escaped
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import jinja2
 
@@ -17,6 +17,7 @@ import snap_layout
 from relations.database import DatabaseCredentials
 from state import CharmState
 
+TEMPLATES_DIR = PurePosixPath("templates")  # relative to the charm directory
 TEMPLATE_NAME = "hockeypuck.conf.j2"
 _GO_TEMPLATE_OPEN = "{{"
 _GO_TEMPLATE_OPEN_ESCAPED = '{{"{{"}}'
@@ -104,15 +105,10 @@ def render(state: CharmState, template_dir: Path, cache_dir: Path | None = None)
         config=config,
         nodename=state.nodename,
         dsn=dsn(state.database),
+        hostname=state.public_hostname,
         admin_keys=list(config.admin_keys),
-        partners=[
-            {
-                "name": peer.name,
-                "http_addr": peer.address(peer.http_port),
-                "recon_addr": peer.address(peer.recon_port),
-            }
-            for peer in config.external_peers
-        ],
+        allowed_cidrs=list(state.allowed_cidrs),
+        partners=state.recon_partners,
         paths={
             "index_template": str(snap_layout.TEMPLATES_DIR / "index.html.tmpl"),
             "stats_template": str(snap_layout.TEMPLATES_DIR / "stats.html.tmpl"),

@@ -14,6 +14,7 @@ HKP_PORT = 11371
 RECON_PORT = 11370
 METRICS_PORT = 9626
 METRICS_PATH = "/metrics"
+HEALTH_PATH = "/pks/health"
 
 SNAP_COMMON = PurePosixPath("/var/snap") / SNAP_NAME / "common"
 SNAP_CURRENT = PurePosixPath("/snap") / SNAP_NAME / "current"

@@ -8,8 +8,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from relations.database import DatabaseCredentials
+from relations.peers import PeerUnit
+from snap_layout import HKP_PORT, RECON_PORT
 
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARNING", "WARN", "ERROR", "FATAL", "PANIC")
+RATE_LIMIT_POLICIES = ("deny", "reject", "silent-drop")
+MAX_CONNECTIONS_PER_MINUTE = 1_000_000
 _HEX = re.compile(r"[0-9A-Fa-f]+")
 _DNS_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 _LIST_SEPARATORS = re.compile(r"[\s,]+")
@@ -85,8 +89,7 @@ class ExternalPeer:
 
     def address(self, port: int) -> str:
         """The `host:port` form Hockeypuck expects, with IPv6 addresses in brackets."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{port}"
+        return _host_port(self.host, port)
 
 
 def _port(text: str, line: str) -> int:
@@ -108,6 +111,9 @@ class CharmConfig:
     log_request_details: bool
     max_key_length: int
     max_packet_length: int
+    allowed_recon_cidrs: tuple[str, ...] = ()
+    rate_limit_per_minute: int = 0
+    rate_limit_policy: str = "reject"
 
     @classmethod
     def from_config(cls, config: ConfigData) -> CharmConfig:
@@ -129,6 +135,13 @@ class CharmConfig:
             max_key_length=_positive_int("max-key-length", config.get("max-key-length", 1048576)),
             max_packet_length=_positive_int(
                 "max-packet-length", config.get("max-packet-length", 8192)
+            ),
+            allowed_recon_cidrs=_cidrs(str(config.get("allowed-recon-cidrs", ""))),
+            rate_limit_per_minute=_rate_limit(config.get("rate-limit-connections-per-minute", 0)),
+            rate_limit_policy=_choice(
+                "rate-limit-policy",
+                str(config.get("rate-limit-policy", "reject")),
+                RATE_LIMIT_POLICIES,
             ),
         )
 
@@ -185,10 +198,52 @@ def _log_level(value: str) -> str:
     return level
 
 
+def _cidrs(value: str) -> tuple[str, ...]:
+    items = [item for item in _LIST_SEPARATORS.split(value) if item]
+    networks = []
+    for item in items:
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise InvalidConfigError(
+                "allowed-recon-cidrs", f"{item!r} is not an IP network such as 192.0.2.0/24"
+            ) from None
+    return tuple(dict.fromkeys(networks))
+
+
+def _rate_limit(value: object) -> int:
+    if (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or not 0 <= value <= MAX_CONNECTIONS_PER_MINUTE
+    ):
+        raise InvalidConfigError(
+            "rate-limit-connections-per-minute",
+            f"{value!r} is not between 0 (no limit) and {MAX_CONNECTIONS_PER_MINUTE}",
+        )
+    return value
+
+
+def _choice(option: str, value: str, choices: tuple[str, ...]) -> str:
+    choice = value.strip().lower()
+    if choice not in choices:
+        raise InvalidConfigError(option, f"{value!r} is not one of {', '.join(choices)}")
+    return choice
+
+
 def _positive_int(option: str, value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise InvalidConfigError(option, f"{value!r} is not a positive whole number")
     return value
+
+
+@dataclass(frozen=True)
+class ReconPartner:
+    """A keyserver this unit reconciles with: another unit, or an external peer."""
+
+    name: str
+    http_addr: str
+    recon_addr: str
 
 
 @dataclass(frozen=True)
@@ -198,3 +253,41 @@ class CharmState:
     config: CharmConfig
     database: DatabaseCredentials
     nodename: str
+    unit_address: str | None = None
+    peer_units: tuple[PeerUnit, ...] = ()
+    proxy_hostname: str = ""
+
+    @property
+    def public_hostname(self) -> str:
+        """The name users reach this keyserver by: the config, else HAProxy's, else none."""
+        return self.config.hostname or self.proxy_hostname
+
+    @property
+    def recon_partners(self) -> tuple[ReconPartner, ...]:
+        """Every other unit, then every external peer that is not one of the units."""
+        partners = [
+            ReconPartner(
+                unit.nodename,
+                _host_port(unit.address, HKP_PORT),
+                _host_port(unit.address, RECON_PORT),
+            )
+            for unit in self.peer_units
+        ]
+        own = {unit.address for unit in self.peer_units} | {self.unit_address}
+        partners += [
+            ReconPartner(peer.name, peer.address(peer.http_port), peer.address(peer.recon_port))
+            for peer in self.config.external_peers
+            if peer.host not in own
+        ]
+        return tuple(partners)
+
+    @property
+    def allowed_cidrs(self) -> tuple[str, ...]:
+        """Addresses allowed to reconcile with this unit: the other units, then the config."""
+        units = [str(ipaddress.ip_network(unit.address)) for unit in self.peer_units]
+        return tuple(dict.fromkeys([*units, *self.config.allowed_recon_cidrs]))
+
+
+def _host_port(host: str, port: int) -> str:
+    """The `host:port` form Hockeypuck expects, with IPv6 addresses in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -65,6 +65,10 @@ class Hockeypuck:
         """The snap revision this charm last installed, without asking snapd (cheap)."""
         return _read_text(self._state_dir / "snap-revision")
 
+    def installed_version(self) -> str:
+        """Hockeypuck's version in the snap this charm last installed ("" if unknown)."""
+        return _read_text(self._state_dir / "snap-version") or ""
+
     def _snapd_info(self) -> snap.InstalledInfo | None:
         try:
             return snap.list_one(snap_layout.SNAP_NAME)
@@ -97,6 +101,7 @@ class Hockeypuck:
             if before is not None and self.is_running():
                 # snapd restarted the daemon with the config on disk: that is what now runs.
                 self._record_applied(self._read_config(), after.revision)
+        _write_atomic(self._state_dir / "snap-version", after.version, mode=0o644)
         _write_atomic(self._state_dir / "snap-revision", after.revision, mode=0o644)
         return after
 

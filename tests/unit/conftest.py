@@ -191,10 +191,10 @@ def base_state(**kwargs: Any) -> testing.State:
     return testing.State(**kwargs)
 
 
-def ready_state(**kwargs: Any) -> testing.State:
-    """A unit with a database relation whose credentials have arrived."""
+def ready_state(*extra_relations: testing.RelationBase, **kwargs: Any) -> testing.State:
+    """A unit with a database relation whose credentials have arrived, and other relations."""
     secret = user_secret()
-    kwargs.setdefault("relations", {db_relation(secret)})
+    kwargs.setdefault("relations", {db_relation(secret), *extra_relations})
     kwargs.setdefault("secrets", {secret})
     return base_state(**kwargs)
 

@@ -1,0 +1,17 @@
+"""This unit's address on the network of one endpoint."""
+
+from __future__ import annotations
+
+import ops
+
+
+def ingress_address(model: ops.Model, endpoint: str) -> str | None:
+    """The address other units reach this unit by on the endpoint, or None if unknown yet."""
+    binding = model.get_binding(endpoint)
+    if binding is None:
+        return None
+    try:
+        address = binding.network.ingress_address
+    except ops.ModelError:
+        return None
+    return str(address) if address is not None else None

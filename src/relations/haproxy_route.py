@@ -1,0 +1,107 @@
+"""The `haproxy-route` requirer (the `haproxy` charm's protocol v2).
+
+Every value in the databags is JSON-encoded. The leader writes the route in the application
+databag; every unit writes its address in its unit databag; HAProxy answers with the URLs it
+serves the route on.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+import ops
+
+ENDPOINT = "haproxy-route"
+# HAProxy's validation refuses strings containing any of these.
+_FORBIDDEN = re.compile(r"[\n\t#\\'\"$ ]")
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """Connections a client may open per minute, and what HAProxy does beyond that."""
+
+    connections_per_minute: int
+    policy: str
+
+
+@dataclass(frozen=True)
+class Route:
+    """What this application asks HAProxy for."""
+
+    service: str
+    port: int
+    hostname: str
+    health_path: str
+    rate_limit: RateLimit | None
+
+    def app_databag(self) -> dict[str, str]:
+        """The requirer application databag, every value JSON-encoded."""
+        fields: dict[str, object] = {
+            "service": self.service,
+            "ports": [self.port],
+            "protocol": "http",
+            "check": {"interval": 30, "rise": 2, "fall": 3, "path": self.health_path},
+            "load_balancing": {"algorithm": "leastconn"},
+            # Hockeypuck has no timeouts of its own; /pks/add of a large key and recon's
+            # /pks/hashquery can take minutes.
+            "timeout": {"server": 300, "connect": 5, "queue": 60},
+            "retry": {"count": 2, "redispatch": True},
+            "http_server_close": True,
+        }
+        if self.hostname:
+            fields["hostname"] = self.hostname
+        if self.rate_limit is not None:
+            fields["rate_limit"] = {
+                "connections_per_minute": self.rate_limit.connections_per_minute,
+                "policy": self.rate_limit.policy,
+            }
+        for value in _strings(fields):
+            if _FORBIDDEN.search(value):
+                raise ValueError(f"{value!r} has a character HAProxy refuses")
+        return {key: json.dumps(value) for key, value in fields.items()}
+
+
+def publish(
+    relation: ops.Relation,
+    app: ops.Application,
+    unit: ops.Unit,
+    route: Route | None,
+    address: str | None,
+) -> None:
+    """Write the route (when given: the leader) and this unit's address, where they differ."""
+    if route is not None:
+        _update(relation.data[app], route.app_databag())
+    if address:
+        _update(relation.data[unit], {"address": json.dumps(address)})
+
+
+def endpoints(relation: ops.Relation | None) -> tuple[str, ...]:
+    """The URLs HAProxy serves this route on (empty until it answers)."""
+    if relation is None or relation.app is None:
+        return ()
+    raw = relation.data[relation.app].get("endpoints")
+    if not raw:
+        return ()
+    try:
+        urls = json.loads(raw)
+    except json.JSONDecodeError:
+        return ()
+    return tuple(url for url in urls if isinstance(url, str)) if isinstance(urls, list) else ()
+
+
+def _update(databag: ops.RelationDataContent, wanted: dict[str, str]) -> None:
+    for key, value in wanted.items():
+        if databag.get(key) != value:
+            databag[key] = value
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in _strings(item)]
+    if isinstance(value, list):
+        return [text for item in value for text in _strings(item)]
+    return []

@@ -1,0 +1,56 @@
+"""The peer relation: each unit publishes its address so every unit reconciles with the others."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+import ops
+
+ENDPOINT = "hockeypuck-peers"
+ADDRESS_KEY = "address"
+VERSION_KEY = "hockeypuck-version"
+
+
+@dataclass(frozen=True)
+class PeerUnit:
+    """Another unit of this application, seen through the peer relation."""
+
+    nodename: str
+    address: str
+    version: str
+
+
+def nodename(unit: ops.Unit) -> str:
+    """The unit's name as Hockeypuck shows it (`hockeypuck/1` -> `hockeypuck-1`)."""
+    return unit.name.replace("/", "-")
+
+
+def publish(relation: ops.Relation, unit: ops.Unit, address: str, version: str) -> None:
+    """Write this unit's address and Hockeypuck version, only where they differ."""
+    databag = relation.data[unit]
+    for key, value in ((ADDRESS_KEY, address), (VERSION_KEY, version)):
+        if value and databag.get(key) != value:
+            databag[key] = value
+
+
+def other_units(relation: ops.Relation | None) -> tuple[PeerUnit, ...]:
+    """The other units that have published a usable address, sorted by name."""
+    if relation is None:
+        return ()
+    peers = []
+    for unit in relation.units:
+        databag = relation.data[unit]
+        address = databag.get(ADDRESS_KEY, "")
+        if not _is_ip(address):
+            continue
+        peers.append(PeerUnit(nodename(unit), address, databag.get(VERSION_KEY, "")))
+    return tuple(sorted(peers, key=lambda peer: peer.nodename))
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
