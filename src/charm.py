@@ -20,6 +20,7 @@ from workload import Hockeypuck, ServiceError, SnapError, WorkloadError
 logger = logging.getLogger(__name__)
 
 SNAP_RESOURCE = "hockeypuck-snap"
+LOCAL_REVISION_PREFIX = "x"  # snapd's revisions of snaps installed from a file: x1, x2, ...
 
 
 def status_for(error: Exception) -> ops.StatusBase:
@@ -30,6 +31,8 @@ def status_for(error: Exception) -> ops.StatusBase:
         return ops.BlockedStatus("needs a database relation")
     if isinstance(error, database.DatabaseNotReadyError):
         return ops.WaitingStatus("waiting for database credentials")
+    if isinstance(error, peers.VersionMismatchError):
+        return ops.BlockedStatus(str(error))
     if isinstance(error, SnapError):
         return ops.BlockedStatus(str(error))
     if isinstance(error, ServiceError):
@@ -85,6 +88,7 @@ class HockeypuckCharm(ops.CharmBase):
             InvalidConfigError,
             database.DatabaseRelationMissingError,
             database.DatabaseNotReadyError,
+            peers.VersionMismatchError,
             WorkloadError,
         ) as error:
             logger.warning("not serving: %s", error)
@@ -102,6 +106,7 @@ class HockeypuckCharm(ops.CharmBase):
             revision = installed.revision
             self.unit.set_workload_version(installed.version)
             self.unit.set_ports(snap_layout.HKP_PORT, snap_layout.RECON_PORT)
+        self._check_snap_source(config, revision)
         peer_relation = self.model.get_relation(peers.ENDPOINT)
         address = ingress_address(self.model, peers.ENDPOINT)
         if peer_relation is not None and address:
@@ -127,6 +132,7 @@ class HockeypuckCharm(ops.CharmBase):
         self.workload.ensure_running(revision)
         if not self.workload.is_running():
             raise ServiceError(f"{snap_layout.SERVICE} is not running")
+        peers.check_same_minor_version(self.workload.installed_version(), state.peer_units)
         return f"serving {', '.join(proxy_urls)}" if proxy_urls else ""
 
     def _publish_route(self, config: CharmConfig) -> tuple[str, ...]:
@@ -151,6 +157,17 @@ class HockeypuckCharm(ops.CharmBase):
         address = ingress_address(self.model, haproxy_route.ENDPOINT)
         haproxy_route.publish(relation, self.app, self.unit, route, address)
         return haproxy_route.endpoints(relation)
+
+    def _check_snap_source(self, config: CharmConfig, revision: str) -> None:
+        """A snap from the resource and a non-default channel cannot both be meant."""
+        default = self.meta.config["snap-channel"].default
+        if revision.startswith(LOCAL_REVISION_PREFIX) and config.snap_channel != default:
+            raise InvalidConfigError(
+                "snap-channel",
+                f"{config.snap_channel!r} conflicts with the attached {SNAP_RESOURCE} resource;"
+                f" reset snap-channel (juju config {self.app.name} --reset snap-channel) or"
+                f" attach an empty resource to install from the store",
+            )
 
     def _snap_resource(self) -> Path | None:
         """The attached snap file, or None when none (or an empty one) is attached."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 
 import ops
@@ -46,6 +47,33 @@ def other_units(relation: ops.Relation | None) -> tuple[PeerUnit, ...]:
             continue
         peers.append(PeerUnit(nodename(unit), address, databag.get(VERSION_KEY, "")))
     return tuple(sorted(peers, key=lambda peer: peer.nodename))
+
+
+class VersionMismatchError(Exception):
+    """Units of this application run different Hockeypuck minor versions."""
+
+
+def minor_version(version: str) -> str:
+    """`2.3.3+rev42` or `2.3.3-debian-go1.24.4` -> `2.3`; the part recon peers must share."""
+    release = re.split(r"[+-]", version, maxsplit=1)[0]
+    return ".".join(release.split(".")[:2])
+
+
+def check_same_minor_version(own_version: str, units: tuple[PeerUnit, ...]) -> None:
+    """Raise when another unit runs a different Hockeypuck minor version than this one.
+
+    Peers with different recon filters refuse each other, so a half-finished upgrade must be
+    visible, not silent.
+    """
+    if not own_version:
+        return
+    own = minor_version(own_version)
+    others = [unit for unit in units if unit.version and minor_version(unit.version) != own]
+    if others:
+        listed = ", ".join(f"{unit.nodename} runs {unit.version}" for unit in others)
+        raise VersionMismatchError(
+            f"{listed}, this unit {own_version}: recon peers must run the same minor version"
+        )
 
 
 def _is_ip(text: str) -> bool:

@@ -310,3 +310,65 @@ def test_invalid_config_blocks_and_writes_nothing(
     assert message in out.unit_status.message
     assert config_file(root).read_text() == before
     assert systemctl.restarts == 1
+
+
+def test_resource_and_channel_conflict_blocks_with_the_fix(
+    ctx: testing.Context, snapd: FakeSnapd, tmp_path: Path
+):
+    snap_file = tmp_path / "hockeypuck.snap"
+    snap_file.write_bytes(b"a squashfs image")
+    resource = testing.Resource(name="hockeypuck-snap", path=snap_file)
+    state = ready_state(resources={resource}, config={"snap-channel": "2.3/stable"})
+
+    out = ctx.run(ctx.on.upgrade_charm(), state)
+    again = ctx.run(ctx.on.update_status(), state)
+
+    assert snapd.local_installs == [str(snap_file)]
+    message = (
+        "invalid config: snap-channel: '2.3/stable' conflicts with the attached "
+        "hockeypuck-snap resource; reset snap-channel (juju config hockeypuck --reset "
+        "snap-channel) or attach an empty resource to install from the store"
+    )
+    assert out.unit_status == testing.BlockedStatus(message)
+    assert again.unit_status == testing.BlockedStatus(message)
+
+
+def test_resource_with_default_channel_is_fine(
+    ctx: testing.Context, snapd: FakeSnapd, tmp_path: Path
+):
+    snap_file = tmp_path / "hockeypuck.snap"
+    snap_file.write_bytes(b"a squashfs image")
+    state = ready_state(resources={testing.Resource(name="hockeypuck-snap", path=snap_file)})
+
+    out = ctx.run(ctx.on.install(), state)
+
+    assert out.unit_status == testing.ActiveStatus()
+
+
+def test_units_on_different_minor_versions_are_flagged(ctx: testing.Context):
+    peers = testing.PeerRelation(
+        "hockeypuck-peers",
+        peers_data={
+            1: {"address": "10.0.0.1", "hockeypuck-version": "2.3.3+rev42"},
+            2: {"address": "10.0.0.2", "hockeypuck-version": "2.2.9"},
+        },
+    )
+
+    ctx.run(ctx.on.install(), ready_state(peers))
+    out = ctx.run(ctx.on.update_status(), ready_state(peers))
+
+    assert out.unit_status == testing.BlockedStatus(
+        "hockeypuck-2 runs 2.2.9, this unit 2.3.3+rev42: recon peers must run the same minor "
+        "version"
+    )
+
+
+def test_same_minor_version_with_other_patch_level_is_fine(ctx: testing.Context):
+    peers = testing.PeerRelation(
+        "hockeypuck-peers", peers_data={1: {"address": "10.0.0.1", "hockeypuck-version": "2.3.1"}}
+    )
+
+    ctx.run(ctx.on.install(), ready_state(peers))
+    out = ctx.run(ctx.on.update_status(), ready_state(peers))
+
+    assert out.unit_status == testing.ActiveStatus()
