@@ -1,0 +1,219 @@
+"""A throwaway PostgreSQL server for the functional tests: loopback only, SCRAM passwords."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+SUPERUSER = "postgres"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _version(bin_dir: str) -> tuple[int, ...]:
+    match = re.search(r"/postgresql/([0-9.]+)/bin$", bin_dir)
+    return tuple(int(part) for part in match.group(1).split(".")) if match else (0,)
+
+
+def find_bin_dir() -> Path | None:
+    """The bin directory of the newest PostgreSQL with initdb, pg_ctl and postgres, or None."""
+    candidates = sorted(
+        (os.path.dirname(path) for path in glob.glob("/usr/lib/postgresql/*/bin/initdb")),
+        key=_version,
+        reverse=True,
+    )
+    on_path = shutil.which("initdb")
+    if on_path:
+        candidates.append(os.path.dirname(os.path.realpath(on_path)))
+    for candidate in candidates:
+        directory = Path(candidate)
+        if all((directory / tool).is_file() for tool in ("initdb", "pg_ctl", "postgres")):
+            return directory
+    return None
+
+
+class PostgresServer:
+    """One PostgreSQL cluster in a temporary directory, run as a non-root OS user."""
+
+    def __init__(self, bin_dir: Path):
+        self.bin_dir = bin_dir
+        self.host = "127.0.0.1"
+        self.port = 0
+        self.superuser_password = secrets.token_urlsafe(24)
+        self._base = Path(tempfile.mkdtemp(prefix="hockeypuck-functional-pg-"))
+        self.data_dir = self._base / "data"
+        self.log_file = self._base / "postgresql.log"
+        self._run_as: str | None = None
+        self._admin: psycopg.Connection | None = None
+        if os.geteuid() == 0:
+            # PostgreSQL refuses to run as root.
+            self._run_as = "postgres" if _user_exists("postgres") else "nobody"
+            owner = pwd.getpwnam(self._run_as)
+            os.chown(self._base, owner.pw_uid, owner.pw_gid)
+        self._base.chmod(0o700)
+
+    def _command(self, *args: str) -> list[str]:
+        if self._run_as is None:
+            return list(args)
+        return ["runuser", "-u", self._run_as, "--", *args]
+
+    def _run(self, *args: str) -> None:
+        result = subprocess.run(
+            self._command(*args), cwd=self._base, capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            log = self.log_file.read_text() if self.log_file.exists() else ""
+            raise RuntimeError(
+                f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n"
+                f"{result.stderr}\n{log[-3000:]}"
+            )
+
+    def start(self) -> None:
+        """Create the cluster and start it on a free loopback port."""
+        password_file = self._base / "superuser-password"
+        password_file.write_text(self.superuser_password + "\n")
+        if self._run_as is not None:
+            owner = pwd.getpwnam(self._run_as)
+            os.chown(password_file, owner.pw_uid, owner.pw_gid)
+        password_file.chmod(0o600)
+        self._run(
+            str(self.bin_dir / "initdb"),
+            "--pgdata",
+            str(self.data_dir),
+            "--username",
+            SUPERUSER,
+            "--pwfile",
+            str(password_file),
+            "--auth",
+            "scram-sha-256",
+            "--encoding",
+            "UTF8",
+            "--locale",
+            "C",
+            "--no-sync",
+        )
+        password_file.unlink()
+        (self.data_dir / "pg_hba.conf").write_text(
+            "# Written by the functional tests: passwords over loopback TCP, nothing else.\n"
+            "host all all 127.0.0.1/32 scram-sha-256\n"
+        )
+        for attempt in range(3):
+            self.port = free_port()
+            with (self.data_dir / "postgresql.auto.conf").open("w") as conf:
+                conf.write(
+                    f"listen_addresses = '{self.host}'\n"
+                    f"port = {self.port}\n"
+                    "unix_socket_directories = ''\n"
+                    "password_encryption = 'scram-sha-256'\n"
+                    "fsync = off\n"
+                    "synchronous_commit = off\n"
+                    "full_page_writes = off\n"
+                    "max_connections = 50\n"
+                    "shared_buffers = '16MB'\n"
+                )
+            try:
+                self._run(
+                    str(self.bin_dir / "pg_ctl"),
+                    "--pgdata",
+                    str(self.data_dir),
+                    "--log",
+                    str(self.log_file),
+                    "--wait",
+                    "--timeout",
+                    "30",
+                    "start",
+                )
+                return
+            except RuntimeError:
+                if attempt == 2:
+                    raise
+
+    def stop(self) -> None:
+        """Stop the server and delete its files."""
+        if self._admin is not None:
+            self._admin.close()
+            self._admin = None
+        try:
+            if (self.data_dir / "postmaster.pid").exists():
+                self._run(
+                    str(self.bin_dir / "pg_ctl"),
+                    "--pgdata",
+                    str(self.data_dir),
+                    "--mode",
+                    "fast",
+                    "--wait",
+                    "stop",
+                )
+        finally:
+            shutil.rmtree(self._base, ignore_errors=True)
+
+    def connect_admin(self, dbname: str = "postgres") -> psycopg.Connection:
+        """A new superuser connection in autocommit mode."""
+        return psycopg.connect(
+            host=self.host,
+            port=self.port,
+            user=SUPERUSER,
+            password=self.superuser_password,
+            dbname=dbname,
+            sslmode="disable",
+            autocommit=True,
+        )
+
+    @property
+    def admin(self) -> psycopg.Connection:
+        """The server's own superuser connection, kept open for the helpers."""
+        if self._admin is None or self._admin.closed:
+            self._admin = self.connect_admin()
+        return self._admin
+
+    def create_role(self, name: str, password: str) -> None:
+        """Create (or reset) a login role with exactly this password, however odd."""
+        exists = self.admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [name]).fetchone()
+        verb = sql.SQL("ALTER") if exists else sql.SQL("CREATE")
+        # CREATE/ALTER ROLE take no bind parameters: the password goes in as a literal quoted
+        # by psycopg, never by string formatting.
+        self.admin.execute(
+            sql.SQL("{} ROLE {} WITH LOGIN PASSWORD {}").format(
+                verb, sql.Identifier(name), sql.Literal(password)
+            )
+        )
+
+    def create_database(self, name: str, owner: str | None = None) -> None:
+        """Create a database (if missing), owned by `owner` or the superuser."""
+        if self.admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            return
+        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if owner is not None:
+            statement = sql.SQL("{} OWNER {}").format(statement, sql.Identifier(owner))
+        self.admin.execute(statement)
+
+    def password_hash(self, name: str) -> str:
+        """How the server stored the role's password (to check it is a SCRAM verifier)."""
+        row = self.admin.execute(
+            "SELECT rolpassword FROM pg_authid WHERE rolname = %s", [name]
+        ).fetchone()
+        return row[0] if row else ""
+
+
+def _user_exists(name: str) -> bool:
+    with contextlib.suppress(KeyError):
+        pwd.getpwnam(name)
+        return True
+    return False
