@@ -86,7 +86,6 @@ def test_full_config_key_by_key():
             "openpgp": {
                 "maxKeyLength": 2097152,
                 "maxPacketLength": 16384,
-                "blacklist": [],
                 "db": {
                     "driver": "postgres-jsonb",
                     "dsn": (
@@ -142,7 +141,6 @@ def test_minimal_config_key_by_key():
     assert hockeypuck["hkp"] == {"bind": ":11371", "logRequestDetails": False}
     assert hockeypuck["openpgp"]["maxKeyLength"] == 1048576
     assert hockeypuck["openpgp"]["maxPacketLength"] == 8192
-    assert hockeypuck["openpgp"]["blacklist"] == []
     assert hockeypuck["openpgp"]["db"]["dsn"].endswith(" sslmode='require'")
     assert hockeypuck["conflux"]["recon"] == {
         "httpAddr": ":11371",
@@ -187,7 +185,6 @@ STATES = {
     "nasty password": make_state(password='q"uo\\te\' {{x}} {{"{{"}} ü\t\n'),
     "warn": make_state({"log-level": "warn"}),
     "peers": with_peers(),
-    "blocked keys": dataclasses.replace(make_state(), blocked_fingerprints=(CONTACT,)),
 }
 
 
@@ -231,16 +228,6 @@ def test_paths_the_confined_daemon_reads_are_absolute_and_inside_the_snap():
     assert hockeypuck["conflux"]["recon"]["leveldb"]["path"].startswith(
         "/var/snap/hockeypuck/common/"
     )
-
-
-def test_blocked_keys_are_bare_lower_case_fingerprints():
-    blocked = (CONTACT, ADMIN_2.lower())
-    state = dataclasses.replace(make_state(), blocked_fingerprints=blocked)
-
-    openpgp = as_hockeypuck_reads_it(state)["hockeypuck"]["openpgp"]
-
-    # Hockeypuck ignores blacklist entries with a 0x prefix (case 08b); case does not matter.
-    assert openpgp["blacklist"] == [CONTACT.lower(), ADMIN_2.lower()]
 
 
 def test_compiled_template_cache_renders_the_same(tmp_path: Path):
