@@ -9,7 +9,10 @@ from urllib.parse import urlsplit
 
 import ops
 
+import admin_key_store
+import blocklist
 import snap_layout
+from actions import KeyserverActions
 from hockeypuck_config import TEMPLATES_DIR, render
 from relations import database, haproxy_route, peers
 from relations.binding import ingress_address
@@ -70,20 +73,23 @@ class HockeypuckCharm(ops.CharmBase):
                 framework.observe(event, self._on_change)
         framework.observe(self.on.collect_unit_status, self._on_collect_status)
         self.cos_agent = CosAgentProvider(self, self.workload_root)
+        self.actions = KeyserverActions(self, self.workload, self.apply_config_now)
 
     def _on_machine_change(self, _: ops.EventBase) -> None:
         self._reconcile(setup_machine=True)
 
-    def _on_change(self, _: ops.EventBase) -> None:
-        self._reconcile(setup_machine=False)
+    def _on_change(self, event: ops.EventBase) -> None:
+        # update-status is the most frequent hook: it renders from the cached block list
+        # instead of opening a database connection.
+        self._reconcile(read_blocklist=not isinstance(event, ops.UpdateStatusEvent))
 
     def _on_collect_status(self, event: ops.CollectStatusEvent) -> None:
         if self._status is not None:
             event.add_status(self._status)
 
-    def _reconcile(self, setup_machine: bool) -> None:
+    def _reconcile(self, setup_machine: bool = False, read_blocklist: bool = True) -> None:
         try:
-            message = self._apply(setup_machine)
+            message = self._apply(setup_machine, read_blocklist)
         except (
             InvalidConfigError,
             database.DatabaseRelationMissingError,
@@ -96,21 +102,24 @@ class HockeypuckCharm(ops.CharmBase):
         else:
             self._status = ops.ActiveStatus(message)
 
-    def _apply(self, setup_machine: bool) -> str:
+    def apply_config_now(self) -> None:
+        """Reconcile from an action, re-reading the block list; raise if not serving after."""
+        self._reconcile(read_blocklist=True)
+        status = self._status
+        if not isinstance(status, ops.ActiveStatus):
+            why = status.message if status is not None else "unknown"
+            raise ServiceError(f"the new config is not applied: {why}")
+
+    def _apply(self, setup_machine: bool, read_blocklist: bool) -> str:
         """Bring the unit to the wanted state; returns the message of the Active status."""
         config = CharmConfig.from_config(self.config)
-        revision = self.workload.installed_revision()
-        if setup_machine or revision is None:
-            self.unit.status = ops.MaintenanceStatus("installing the hockeypuck snap")
-            installed = self.workload.install(config.snap_channel, self._snap_resource())
-            revision = installed.revision
-            self.unit.set_workload_version(installed.version)
-            self.unit.set_ports(snap_layout.HKP_PORT, snap_layout.RECON_PORT)
-        self._check_snap_source(config, revision)
+        revision = self._ensure_snap(config, setup_machine)
         peer_relation = self.model.get_relation(peers.ENDPOINT)
         address = ingress_address(self.model, peers.ENDPOINT)
         if peer_relation is not None and address:
             peers.publish(peer_relation, self.unit, address, self.workload.installed_version())
+        if self.unit.is_leader():
+            admin_key_store.ensure(self.model, peer_relation)
         proxy_urls = self._publish_route(config)
         relation = self.model.get_relation(database.ENDPOINT)
         if relation is None:
@@ -118,13 +127,18 @@ class HockeypuckCharm(ops.CharmBase):
             raise database.DatabaseRelationMissingError()
         if self.unit.is_leader():
             database.request_database(relation, self.app)
+        credentials = database.read_credentials(self.model, relation)
+        if read_blocklist:
+            self._refresh_blocklist(credentials)
         state = CharmState(
             config=config,
-            database=database.read_credentials(self.model, relation),
+            database=credentials,
             nodename=peers.nodename(self.unit),
             unit_address=address,
             peer_units=peers.other_units(peer_relation),
             proxy_hostname=(urlsplit(proxy_urls[0]).hostname or "") if proxy_urls else "",
+            charm_admin_key=admin_key_store.fingerprint(peer_relation, self.app),
+            blocked_fingerprints=self.workload.cached_blocklist(),
         )
         self.workload.write_config(
             render(state, self.charm_dir / TEMPLATES_DIR, self.workload.template_cache_dir)
@@ -134,6 +148,27 @@ class HockeypuckCharm(ops.CharmBase):
             raise ServiceError(f"{snap_layout.SERVICE} is not running")
         peers.check_same_minor_version(self.workload.installed_version(), state.peer_units)
         return f"serving {', '.join(proxy_urls)}" if proxy_urls else ""
+
+    def _ensure_snap(self, config: CharmConfig, setup_machine: bool) -> str:
+        """Install or refresh the snap on machine-level events (or if missing); its revision."""
+        revision = self.workload.installed_revision()
+        if setup_machine or revision is None:
+            self.unit.status = ops.MaintenanceStatus("installing the hockeypuck snap")
+            installed = self.workload.install(config.snap_channel, self._snap_resource())
+            revision = installed.revision
+            self.unit.set_workload_version(installed.version)
+            self.unit.set_ports(snap_layout.HKP_PORT, snap_layout.RECON_PORT)
+        self._check_snap_source(config, revision)
+        return revision
+
+    def _refresh_blocklist(self, credentials: database.DatabaseCredentials) -> None:
+        """Re-read the block list from the database; keep the cached one if it is unreachable."""
+        store = blocklist.PostgresBlocklist(credentials)
+        try:
+            store.ensure_table()
+            self.workload.cache_blocklist(tuple(store.fingerprints()))
+        except blocklist.BlocklistError as error:
+            logger.warning("using the cached block list: %s", error)
 
     def _publish_route(self, config: CharmConfig) -> tuple[str, ...]:
         """Ask HAProxy for the HKP route; returns the URLs it serves it on (once it says)."""

@@ -256,6 +256,14 @@ class CharmState:
     unit_address: str | None = None
     peer_units: tuple[PeerUnit, ...] = ()
     proxy_hostname: str = ""
+    charm_admin_key: str = ""
+    blocked_fingerprints: tuple[str, ...] = ()
+
+    @property
+    def admin_keys(self) -> tuple[str, ...]:
+        """The operator's admin keys, then the charm's own (which signs block-keys deletes)."""
+        keys = [*self.config.admin_keys, self.charm_admin_key.upper()]
+        return tuple(dict.fromkeys(key for key in keys if key))
 
     @property
     def public_hostname(self) -> str:

@@ -43,6 +43,10 @@ class ServiceError(WorkloadError):
     """The systemd service could not be managed, or does not stay up."""
 
 
+class ToolError(WorkloadError):
+    """One of the snap's offline tools (pbuild, load, dump) failed."""
+
+
 class Hockeypuck:
     """The Hockeypuck snap, config file and service, under a file-system root."""
 
@@ -51,6 +55,7 @@ class Hockeypuck:
         self._state_dir = root / "var/lib/hockeypuck-charm"
         self.template_cache_dir = self._state_dir / "template-cache"
         self.config_path = self._host_path(snap_layout.CONFIG_FILE)
+        self.prefix_tree = self._host_path(snap_layout.PREFIX_TREE)
         self._store_config_link = self._host_path(snap_layout.STORE_SNAP_CONFIG_FILE)
         self._drop_in = (
             root / "etc/systemd/system" / f"{snap_layout.SERVICE}.d" / "10-hockeypuck-charm.conf"
@@ -194,6 +199,41 @@ class Hockeypuck:
             systemd.service_disable(snap_layout.SERVICE)
         except systemd.SystemdError as error:
             raise ServiceError(f"cannot stop {snap_layout.SERVICE}: {error}") from error
+
+    def start(self) -> None:
+        """Enable and start the service with the config on disk (after an offline tool)."""
+        try:
+            systemd.service_enable(snap_layout.SERVICE)
+            systemd.service_start(snap_layout.SERVICE)
+        except systemd.SystemdError as error:
+            raise ServiceError(f"cannot start {snap_layout.SERVICE}: {error}") from error
+
+    def run_tool(self, app: str, *args: str) -> str:
+        """Run one of the snap's tools (the service must be stopped: they lock the tree).
+
+        Returns:
+            What the tool printed (stdout and stderr).
+        """
+        command = ["snap", "run", f"{snap_layout.SNAP_NAME}.{app}", *args]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+        except OSError as error:
+            raise ToolError(f"cannot run {app}: {error}") from error
+        output = (done.stdout + done.stderr).strip()
+        if done.returncode != 0:
+            last = output.splitlines()[-1] if output else f"exit code {done.returncode}"
+            raise ToolError(f"{app} failed: {last}")
+        return output
+
+    def cached_blocklist(self) -> tuple[str, ...]:
+        """The block list as last read from the database (lower-case fingerprints)."""
+        text = _read_text(self._state_dir / "blocklist.json")
+        return tuple(json.loads(text)) if text else ()
+
+    def cache_blocklist(self, fingerprints: tuple[str, ...]) -> None:
+        """Remember the block list, so hooks that do not read the database can render it."""
+        if self.cached_blocklist() != fingerprints:
+            _write_atomic(self._state_dir / "blocklist.json", json.dumps(fingerprints), 0o600)
 
     def is_running(self) -> bool:
         """Whether systemd reports the service active."""

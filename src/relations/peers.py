@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import time
 from dataclasses import dataclass
 
 import ops
@@ -11,6 +12,7 @@ import ops
 ENDPOINT = "hockeypuck-peers"
 ADDRESS_KEY = "address"
 VERSION_KEY = "hockeypuck-version"
+BLOCKLIST_REVISION_KEY = "blocklist-revision"
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,11 @@ def other_units(relation: ops.Relation | None) -> tuple[PeerUnit, ...]:
             continue
         peers.append(PeerUnit(nodename(unit), address, databag.get(VERSION_KEY, "")))
     return tuple(sorted(peers, key=lambda peer: peer.nodename))
+
+
+def announce_blocklist_change(relation: ops.Relation, unit: ops.Unit) -> None:
+    """Make every other unit re-read the block list (they get a relation-changed event)."""
+    relation.data[unit][BLOCKLIST_REVISION_KEY] = str(time.time_ns())
 
 
 class VersionMismatchError(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ import pytest
 from charmlibs import snap, systemd
 from ops import testing
 
+import admin_key
+import blocklist
 import charm
 import snap_layout
 
@@ -52,7 +55,15 @@ class FakeSnapd:
     def hold(self, name: str, duration: object = None) -> None:
         self.held = True
 
+    tool_runs: list[list[str]] = field(default_factory=list)
+    tool_fails: bool = False
+
     def run(self, command: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        if command[:2] == ["snap", "run"]:
+            self.tool_runs.append(command[2:])
+            if self.tool_fails:
+                return subprocess.CompletedProcess(command, 1, "", "resource temporarily unavailable")
+            return subprocess.CompletedProcess(command, 0, "done", "")
         assert command[:3] == ["snap", "install", "--dangerous"], command
         self.local_installs.append(command[3])
         self._set("", f"x{len(self.local_installs)}")
@@ -116,6 +127,75 @@ class FakeSystemd:
         return True
 
 
+@dataclass
+class FakeBlocklist:
+    """The block-list table, in memory (the real one is tested against PostgreSQL)."""
+
+    entries: dict[str, str] = field(default_factory=dict)
+    stored_keys: set[str] = field(default_factory=set)
+    unreachable: bool = False
+    connections: int = 0
+
+    def __call__(self, credentials: object, connect_timeout: int = 10) -> FakeBlocklist:
+        self.connections += 1
+        return self
+
+    def _check(self) -> None:
+        if self.unreachable:
+            raise blocklist.BlocklistError("cannot connect to the database: refused")
+
+    def ensure_table(self) -> None:
+        self._check()
+
+    def block(self, fingerprints: Iterable[str], comment: str) -> list[str]:
+        self._check()
+        added = [fp.lower() for fp in fingerprints if fp.lower() not in self.entries]
+        self.entries.update(dict.fromkeys(added, comment))
+        return added
+
+    def unblock(self, fingerprints: Iterable[str]) -> list[str]:
+        removed = [fp.lower() for fp in fingerprints if fp.lower() in self.entries]
+        for fingerprint in removed:
+            del self.entries[fingerprint]
+        return removed
+
+    def list(self) -> list[blocklist.BlockedKey]:
+        return [blocklist.BlockedKey(fp, comment, None) for fp, comment in self.entries.items()]
+
+    def fingerprints(self) -> list[str]:
+        self._check()
+        return sorted(self.entries)
+
+    def stored(self, fingerprints: Iterable[str]) -> set[str]:
+        return {fp.lower() for fp in fingerprints} & self.stored_keys
+
+    def count_keys(self) -> int:
+        return len(self.stored_keys)
+
+
+ADMIN_FINGERPRINT = "0123456789ABCDEF0123456789ABCDEF01234567"
+
+
+@pytest.fixture
+def blocklist_db(monkeypatch: pytest.MonkeyPatch) -> FakeBlocklist:
+    fake = FakeBlocklist()
+    monkeypatch.setattr(blocklist, "PostgresBlocklist", fake)
+    return fake
+
+
+@pytest.fixture
+def admin_keys_made(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Gpg key generation, faked: records the user ids asked for."""
+    made: list[str] = []
+
+    def generate(app: str, model: str) -> admin_key.AdminKey:
+        made.append(admin_key.admin_user_id(app, model))
+        return admin_key.AdminKey(ADMIN_FINGERPRINT, "PUBLIC KEY BLOCK", "SECRET KEY BLOCK")
+
+    monkeypatch.setattr(admin_key, "generate_admin_key", generate)
+    return made
+
+
 @pytest.fixture
 def snapd(monkeypatch: pytest.MonkeyPatch, systemctl: FakeSystemd) -> FakeSnapd:
     fake = FakeSnapd(systemd=systemctl)
@@ -163,7 +243,14 @@ def make_charm_root(directory: Path) -> Path:
 
 
 @pytest.fixture
-def ctx(root: Path, snapd: FakeSnapd, systemctl: FakeSystemd, tmp_path: Path) -> testing.Context:
+def ctx(
+    root: Path,
+    snapd: FakeSnapd,
+    systemctl: FakeSystemd,
+    blocklist_db: FakeBlocklist,
+    admin_keys_made: list[str],
+    tmp_path: Path,
+) -> testing.Context:
     return testing.Context(charm.HockeypuckCharm, charm_root=make_charm_root(tmp_path / "charm"))
 
 

@@ -1,0 +1,157 @@
+"""The operators' actions: Juju's side of them. The logic lives in key_actions (Juju-free)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import ops
+
+import admin_key_store
+import blocklist
+import hkp_client
+from admin_key import GpgError
+from key_actions import (
+    ActionFailedError,
+    ActionResults,
+    BlocklistError,
+    ServiceNotReadyError,
+    block_keys,
+    list_blocked_keys,
+    lookup_key,
+    rebuild_prefix_tree,
+    unblock_keys,
+)
+from relations import database, peers
+from workload import Hockeypuck, WorkloadError
+
+logger = logging.getLogger(__name__)
+
+# How long an action waits for Hockeypuck to answer again after a restart.
+READY_TIMEOUT = 120.0
+EXPECTED_FAILURES = (
+    ServiceNotReadyError,
+    BlocklistError,
+    GpgError,
+    WorkloadError,
+    database.DatabaseRelationMissingError,
+    database.DatabaseNotReadyError,
+)
+
+
+class KeyserverActions(ops.Object):
+    """Observes the action events and runs each action against this unit's Hockeypuck."""
+
+    def __init__(
+        self, charm: ops.CharmBase, workload: Hockeypuck, apply_config: Callable[[], None]
+    ):
+        super().__init__(charm, "keyserver-actions")
+        self._charm = charm
+        self._workload = workload
+        self._apply_config = apply_config
+        on = charm.on
+        self.framework.observe(on.block_keys_action, self._on_block_keys)
+        self.framework.observe(on.unblock_keys_action, self._on_unblock_keys)
+        self.framework.observe(on.list_blocked_keys_action, self._on_list_blocked_keys)
+        self.framework.observe(on.lookup_key_action, self._on_lookup_key)
+        self.framework.observe(on.rebuild_prefix_tree_action, self._on_rebuild_prefix_tree)
+
+    def _on_block_keys(self, event: ops.ActionEvent) -> None:
+        self._run(
+            event,
+            lambda: block_keys(
+                str(event.params["fingerprints"]),
+                str(event.params["comment"]),
+                store=self._store(),
+                keyserver=hkp_client.HkpClient(),
+                signer=admin_key_store.load(self.model, self._peer_relation()),
+                apply_blocklist=self._apply_blocklist,
+            ),
+        )
+
+    def _on_unblock_keys(self, event: ops.ActionEvent) -> None:
+        self._run(
+            event,
+            lambda: unblock_keys(
+                str(event.params["fingerprints"]),
+                store=self._store(),
+                apply_blocklist=self._apply_blocklist,
+            ),
+        )
+
+    def _on_list_blocked_keys(self, event: ops.ActionEvent) -> None:
+        self._run(event, lambda: list_blocked_keys(store=self._store()))
+
+    def _on_lookup_key(self, event: ops.ActionEvent) -> None:
+        self._run(
+            event,
+            lambda: lookup_key(str(event.params["keyword"]), keyserver=hkp_client.HkpClient()),
+        )
+
+    def _on_rebuild_prefix_tree(self, event: ops.ActionEvent) -> None:
+        store = self._store_or_none()
+
+        def step(message: str, then: Callable[[], object]) -> Callable[[], None]:
+            def run() -> None:
+                event.log(message)
+                then()
+
+            return run
+
+        self._run(
+            event,
+            lambda: rebuild_prefix_tree(
+                self._workload.prefix_tree,
+                stop_service=step("stopping Hockeypuck", self._workload.stop),
+                run_pbuild=step(
+                    "rebuilding the prefix tree from the database (hours for millions of keys)",
+                    lambda: self._workload.run_tool("pbuild"),
+                ),
+                start_service=step("starting Hockeypuck", self._workload.start),
+                count_keys=store.count_keys if store else _unknown_count,
+                keep_old=bool(event.params.get("keep-old-tree", False)),
+            ),
+        )
+
+    def _run(self, event: ops.ActionEvent, action: Callable[[], ActionResults]) -> None:
+        """Run an action; expected failures fail it with their message, never a traceback."""
+        try:
+            results = action()
+        except ActionFailedError as error:
+            if error.results:
+                event.set_results(error.results)
+            event.fail(error.message)
+        except EXPECTED_FAILURES as error:
+            event.fail(str(error))
+        else:
+            event.set_results(results)
+
+    def _apply_blocklist(self) -> None:
+        """Render the new block list here, wait for Hockeypuck, and tell the other units."""
+        self._apply_config()
+        hkp_client.HkpClient().wait_ready(READY_TIMEOUT)
+        relation = self._peer_relation()
+        if relation is not None:
+            peers.announce_blocklist_change(relation, self._charm.unit)
+
+    def _store(self) -> blocklist.PostgresBlocklist:
+        relation = self.model.get_relation(database.ENDPOINT)
+        if relation is None:
+            raise database.DatabaseRelationMissingError("there is no database relation")
+        store = blocklist.PostgresBlocklist(database.read_credentials(self.model, relation))
+        store.ensure_table()
+        return store
+
+    def _store_or_none(self) -> blocklist.PostgresBlocklist | None:
+        try:
+            return self._store()
+        except EXPECTED_FAILURES as error:
+            logger.warning("cannot count keys after the rebuild: %s", error)
+            return None
+
+    def _peer_relation(self) -> ops.Relation | None:
+        return self.model.get_relation(peers.ENDPOINT)
+
+
+def _unknown_count() -> int:
+    raise BlocklistError("no database to count the keys in")
