@@ -18,12 +18,11 @@ from relations import database, haproxy_route, peers
 from relations.binding import ingress_address
 from relations.cos_agent import CosAgentProvider
 from state import CharmConfig, CharmState, InvalidConfigError
-from workload import Hockeypuck, ServiceError, SnapError, WorkloadError
+from workload import LOCAL_REVISION_PREFIX, Hockeypuck, ServiceError, SnapError, WorkloadError
 
 logger = logging.getLogger(__name__)
 
 SNAP_RESOURCE = "hockeypuck-snap"
-LOCAL_REVISION_PREFIX = "x"  # snapd's revisions of snaps installed from a file: x1, x2, ...
 
 
 def status_for(error: Exception) -> ops.StatusBase:

@@ -31,6 +31,9 @@ RestartSec=5s
 """
 
 
+LOCAL_REVISION_PREFIX = "x"  # snapd's revisions of snaps installed from a file: x1, x2, ...
+
+
 class WorkloadError(Exception):
     """Hockeypuck cannot be brought to the wanted state on this machine."""
 
@@ -92,6 +95,11 @@ class Hockeypuck:
         try:
             if resource is not None:
                 self._install_file(resource, installed=before is not None)
+            elif before is not None and before.revision.startswith(LOCAL_REVISION_PREFIX):
+                # snapd moves a snap installed from a file to the store only with --amend (and
+                # a file install keeps the tracked channel, so ensure_installed sees no change).
+                self._snap_cli("refresh", "--amend", f"--channel={channel}", snap_layout.SNAP_NAME)
+                (self._state_dir / "snap-resource.sha256").unlink(missing_ok=True)
             else:
                 snap.ensure_installed(snap_layout.SNAP_NAME, channel=channel, update=False)
             snap.hold(snap_layout.SNAP_NAME)
@@ -115,17 +123,22 @@ class Hockeypuck:
         marker = self._state_dir / "snap-resource.sha256"
         if installed and _read_text(marker) == digest:
             return
-        command = ["snap", "install", "--dangerous", str(resource)]
+        self._snap_cli("install", "--dangerous", str(resource))
+        _write_atomic(marker, digest, mode=0o644)
+
+    def _snap_cli(self, *args: str) -> None:
+        """Run the snap command for what the snapd library does not offer (local files)."""
+        command = ["snap", *args]
+        what = " ".join(command[:3])
         try:
             subprocess.run(command, check=True, capture_output=True, text=True, timeout=600)
         except subprocess.CalledProcessError as error:
             reason = (
                 error.stderr or error.stdout or ""
             ).strip() or f"exit code {error.returncode}"
-            raise SnapError(f"snap install --dangerous failed: {reason}") from error
+            raise SnapError(f"{what} failed: {reason}") from error
         except (OSError, subprocess.TimeoutExpired) as error:
-            raise SnapError(f"snap install --dangerous failed: {error}") from error
-        _write_atomic(marker, digest, mode=0o644)
+            raise SnapError(f"{what} failed: {error}") from error
 
     def _write_drop_in(self) -> None:
         if _read_text(self._drop_in) == SERVICE_DROP_IN:

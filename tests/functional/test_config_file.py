@@ -86,6 +86,7 @@ def test_full_config_key_by_key():
             "openpgp": {
                 "maxKeyLength": 2097152,
                 "maxPacketLength": 16384,
+                "blacklist": [],
                 "db": {
                     "driver": "postgres-jsonb",
                     "dsn": (

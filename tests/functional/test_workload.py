@@ -180,12 +180,6 @@ def test_unreadable_resource_is_a_snap_error(
     assert not (machine.root / "var/lib/hockeypuck-charm/snap-resource.sha256").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="src bug: back on the store channel after a resource, ensure_installed sees the "
-    "tracked channel unchanged (a sideload keeps it) and leaves the local xN revision",
-)
 def test_back_to_the_store_after_a_resource(hockeypuck: Hockeypuck, tmp_path: Path):
     hockeypuck.install("latest/edge", None)
     hockeypuck.install("latest/edge", write_snap_file(tmp_path / "h.snap"))
@@ -196,12 +190,6 @@ def test_back_to_the_store_after_a_resource(hockeypuck: Hockeypuck, tmp_path: Pa
     assert info.revision == "42"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(SnapError, AssertionError),
-    reason="src bug: snapd refuses to refresh a locally installed snap to a channel without "
-    "--amend (snap-local); and the resource digest marker then skips the same file",
-)
 def test_store_channel_after_a_resource_only_install(hockeypuck: Hockeypuck, tmp_path: Path):
     snap_file = write_snap_file(tmp_path / "h.snap")
     hockeypuck.install("2.3/stable", snap_file)

@@ -62,8 +62,14 @@ class FakeSnapd:
         if command[:2] == ["snap", "run"]:
             self.tool_runs.append(command[2:])
             if self.tool_fails:
-                return subprocess.CompletedProcess(command, 1, "", "resource temporarily unavailable")
+                return subprocess.CompletedProcess(
+                    command, 1, "", "resource temporarily unavailable"
+                )
             return subprocess.CompletedProcess(command, 0, "done", "")
+        if command[:3] == ["snap", "refresh", "--amend"]:
+            channel = command[3].removeprefix("--channel=")
+            self._set(channel, self.channels[channel])
+            return subprocess.CompletedProcess(command, 0, "", "")
         assert command[:3] == ["snap", "install", "--dangerous"], command
         self.local_installs.append(command[3])
         self._set("", f"x{len(self.local_installs)}")

@@ -372,3 +372,20 @@ def test_same_minor_version_with_other_patch_level_is_fine(ctx: testing.Context)
     out = ctx.run(ctx.on.update_status(), ready_state(peers))
 
     assert out.unit_status == testing.ActiveStatus()
+
+
+def test_back_to_the_store_after_a_resource_uses_amend(
+    ctx: testing.Context, snapd: FakeSnapd, tmp_path: Path
+):
+    snap_file = tmp_path / "hockeypuck.snap"
+    snap_file.write_bytes(b"a squashfs image")
+    ctx.run(
+        ctx.on.install(),
+        ready_state(resources={testing.Resource(name="hockeypuck-snap", path=snap_file)}),
+    )
+
+    out = ctx.run(ctx.on.upgrade_charm(), ready_state())
+
+    assert snapd.installed is not None
+    assert (snapd.installed.tracking, snapd.installed.revision) == ("latest/edge", "42")
+    assert out.unit_status == testing.ActiveStatus()
