@@ -152,7 +152,7 @@ class Applier:
             raise RuntimeError("the service did not come back")
 
 
-def block(  # noqa: PLR0917 - the tests read better positionally
+def block(
     text: str,
     store: FakeStore,
     server: FakeKeyServer | None = None,
