@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import itertools
+import json
 import re
 import shlex
 import sys
@@ -362,6 +363,53 @@ def test_deploy_and_attach_commands_name_real_resources_and_options():
                     assert name in resources, f"{where}: no resource {name!r}"
                 else:
                     assert name in options, f"{where}: no option {name!r}"
+
+
+def endpoint_section(name: str) -> str:
+    """The relations page's text about one endpoint: its block and what follows it."""
+    text = RELATIONS_PAGE.read_text()
+    after = text.split(f"<!-- BEGIN GENERATED endpoint {name} -->", 1)[1]
+    return after.split("<!-- BEGIN GENERATED", 1)[0]
+
+
+def table_rows(text: str) -> dict[str, str]:
+    """First cell (a `key`) -> second cell, of every table row in the text."""
+    return dict(re.findall(r"^\| `([a-z_-]+)` \| (.*?) \|$", text, re.M))
+
+
+def test_haproxy_route_databag_is_documented_as_written():
+    from relations import haproxy_route  # noqa: PLC0415
+
+    route = haproxy_route.Route(
+        service="hockeypuck",
+        port=11371,
+        hostname="keyserver.example.com",
+        health_path="/pks/health",
+        rate_limit=haproxy_route.RateLimit(60, "reject"),
+    )
+    written = route.app_databag()
+    documented = table_rows(endpoint_section(haproxy_route.ENDPOINT))
+
+    assert set(documented) == set(written)
+    for key, cell in documented.items():
+        literal = re.match(r"`([^`]*)`", cell)
+        if literal and "<" not in literal[1]:
+            assert json.loads(literal[1]) == json.loads(written[key]), key
+
+
+def test_peer_databags_are_documented_as_written():
+    import admin_key_store  # noqa: PLC0415
+    from relations import peers  # noqa: PLC0415
+
+    documented = set(table_rows(endpoint_section(peers.ENDPOINT)))
+
+    assert documented == {
+        peers.ADDRESS_KEY,
+        peers.VERSION_KEY,
+        peers.BLOCKLIST_REVISION_KEY,
+        admin_key_store.FINGERPRINT_KEY,
+        admin_key_store.SECRET_ID_KEY,
+    }
 
 
 # Ports, paths and statuses quoted in the docs
