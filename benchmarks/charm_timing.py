@@ -37,11 +37,46 @@ RELATION_DATA = {
     "secret-user": "secret:d2f4g0a7n9ck9bn5ubsg",
 }
 SECRET = {"username": "relation-7", "password": "bench-pw"}
+UNIT_ADDRESS = "192.0.2.10"
+NETWORK = {
+    "bind-addresses": [
+        {
+            "mac-address": "",
+            "interface-name": "eth0",
+            "addresses": [{"hostname": "", "value": UNIT_ADDRESS, "cidr": "192.0.2.0/24"}],
+        }
+    ],
+    "egress-subnets": ["192.0.2.10/32"],
+    "ingress-addresses": [UNIT_ADDRESS],
+}
+# This unit's peer data and the application's (the admin key made by the leader long ago).
+PEER_DATA = {
+    "address": UNIT_ADDRESS,
+    "hockeypuck-version": "2.3.3",
+    "admin-key-fingerprint": "0123456789ABCDEF0123456789ABCDEF01234567",
+    "admin-key-secret-id": "secret:d2f4g0a7n9ck9bn5ubt0",
+}
+# Answers that depend on the arguments: (tool, shell `case` pattern over "$*", output).
+CASES = {
+    "relation-ids": [
+        ("*database*", json.dumps(["database:7"])),
+        ("*hockeypuck-peers*", json.dumps(["hockeypuck-peers:1"])),
+        ("*", "[]"),
+    ],
+    "relation-list": [
+        ("*--app*database:7*", json.dumps("postgresql")),
+        ("*database:7*", json.dumps(["postgresql/0"])),
+        ("*--app*", json.dumps("hockeypuck")),
+        ("*", "[]"),
+    ],
+    "relation-get": [
+        ("*hockeypuck-peers:1*", json.dumps(PEER_DATA)),
+        ("*", json.dumps(RELATION_DATA)),
+    ],
+}
 HOOK_TOOLS = {
     "is-leader": "true",
-    "relation-ids": json.dumps(["database:7"]),
-    "relation-list": json.dumps(["postgresql/0"]),
-    "relation-get": json.dumps(RELATION_DATA),
+    "network-get": json.dumps(NETWORK),
     "secret-get": json.dumps(SECRET),
     "status-get": json.dumps({"status": "active", "message": "", "status-data": {}}),
     "status-set": "",
@@ -98,16 +133,25 @@ def write_packed_metadata(charm_dir: Path) -> None:
     (charm_dir / "actions.yaml").write_text(yaml.safe_dump(actions))
 
 
+def write_tool(path: Path, body: str) -> None:
+    """A fake hook tool: a tiny shell script, about as quick as Juju's own."""
+    path.write_text(f"#!/bin/sh\n{body}")
+    path.chmod(0o755)
+
+
 def make_sandbox(base: Path) -> dict[str, str]:
     """Hook tools, a charm dir and a workload root; returns the dispatch environment."""
     bin_dir = base / "bin"
     bin_dir.mkdir()
     tools = {**HOOK_TOOLS, "config-get": json.dumps(config_defaults()), "systemctl": ""}
     for tool, output in tools.items():
-        script = bin_dir / tool
         record = f'echo "$@" > {base}/last-status\n' if tool == "status-set" else ""
-        script.write_text(f"#!/bin/sh\n{record}cat <<'EOF'\n{output}\nEOF\n")
-        script.chmod(0o755)
+        write_tool(bin_dir / tool, f"{record}cat <<'EOF'\n{output}\nEOF\n")
+    for tool, cases in CASES.items():
+        branches = "".join(
+            f"{pattern}) cat <<'EOF'\n{output}\nEOF\n;;\n" for pattern, output in cases
+        )
+        write_tool(bin_dir / tool, f'case "$*" in\n{branches}esac\n')
     charm_dir = base / "charm"
     charm_dir.mkdir()
     for name in ("src", "templates"):

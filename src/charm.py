@@ -13,7 +13,7 @@ import admin_key_store
 import blocklist
 import snap_layout
 from actions import KeyserverActions
-from hockeypuck_config import TEMPLATES_DIR, render
+from hockeypuck_config import TEMPLATES_DIR, render, render_key
 from relations import database, haproxy_route, peers
 from relations.binding import ingress_address
 from relations.cos_agent import CosAgentProvider
@@ -126,7 +126,7 @@ class HockeypuckCharm(ops.CharmBase):
             raise database.DatabaseRelationMissingError()
         if self.unit.is_leader():
             database.request_database(relation, self.app)
-        credentials = database.read_credentials(self.model, relation)
+        credentials = database.read_credentials(self.model, relation, refresh=read_blocklist)
         if read_blocklist:
             self._refresh_blocklist(credentials)
         state = CharmState(
@@ -139,12 +139,12 @@ class HockeypuckCharm(ops.CharmBase):
             charm_admin_key=admin_key_store.fingerprint(peer_relation, self.app),
             blocked_fingerprints=self.workload.cached_blocklist(),
         )
-        self.workload.write_config(
-            render(state, self.charm_dir / TEMPLATES_DIR, self.workload.template_cache_dir)
+        templates = self.charm_dir / TEMPLATES_DIR
+        self.workload.write_config_for(
+            render_key(state, templates),
+            lambda: render(state, templates, self.workload.template_cache_dir),
         )
         self.workload.ensure_running(revision)
-        if not self.workload.is_running():
-            raise ServiceError(f"{snap_layout.SERVICE} is not running")
         peers.check_same_minor_version(self.workload.installed_version(), state.peer_units)
         return f"serving {', '.join(proxy_urls)}" if proxy_urls else ""
 

@@ -8,10 +8,9 @@ as libpq `key=value` pairs (values single-quoted, `'` and `\\` backslash-escaped
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
-
-import jinja2
 
 import snap_layout
 from relations.database import DatabaseCredentials
@@ -76,6 +75,20 @@ def dsn(database: DatabaseCredentials) -> str:
     return " ".join(f"{key}={libpq_value(value)}" for key, value in fields.items())
 
 
+def render_key(state: CharmState, template_dir: Path) -> str:
+    """A digest of everything the rendered file depends on: the state, template and renderer.
+
+    Equal keys render equal files, so a hook can skip rendering (and importing Jinja2).
+    """
+    inputs = [
+        repr(state).encode(),
+        (template_dir / TEMPLATE_NAME).read_bytes(),
+        Path(__file__).read_bytes(),
+        Path(snap_layout.__file__).read_bytes(),
+    ]
+    return hashlib.sha256(b"\0".join(inputs)).hexdigest()
+
+
 def render(state: CharmState, template_dir: Path, cache_dir: Path | None = None) -> str:
     """Render the whole config file for this state.
 
@@ -85,6 +98,8 @@ def render(state: CharmState, template_dir: Path, cache_dir: Path | None = None)
         cache_dir: where compiled templates may be kept between hooks (compiling costs more
             than everything else a no-op hook does).
     """
+    import jinja2  # noqa: PLC0415 - only when the config really has to be rendered
+
     cache = None
     if cache_dir is not None:
         cache_dir.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ import logging
 import os
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from charmlibs import snap, systemd
@@ -18,6 +19,9 @@ from charmlibs import snap, systemd
 import snap_layout
 
 logger = logging.getLogger(__name__)
+# charmlibs.systemd logs every systemctl call at DEBUG; in a hook each log line is a juju-log
+# process, which doubles the cost of a no-op hook.
+logging.getLogger("charmlibs.systemd").setLevel(logging.INFO)
 
 SERVICE_DROP_IN = """\
 # Written by the hockeypuck charm. Hockeypuck exits at once when PostgreSQL is unreachable
@@ -66,6 +70,11 @@ class Hockeypuck:
 
     def _host_path(self, daemon_path: PurePosixPath) -> Path:
         return self._root / daemon_path.relative_to("/")
+
+    @property
+    def common_dir(self) -> Path:
+        """The snap's common directory ($SNAP_COMMON) on this machine's file system."""
+        return self._host_path(snap_layout.SNAP_COMMON)
 
     # The snap
 
@@ -164,6 +173,27 @@ class Hockeypuck:
         logger.info("wrote %s", self.config_path)
         return True
 
+    def write_config_for(self, key: str, render: Callable[[], str]) -> bool:
+        """Write the config rendered for `key`, rendering only when the key changed.
+
+        The file on disk is checked too, so a hand edit is still put right.
+
+        Returns:
+            Whether the file changed.
+        """
+        record = self._state_dir / "rendered.json"
+        content = self._read_config()
+        text = _read_text(record)
+        if text is not None and content is not None:
+            previous = json.loads(text)
+            if previous == {"key": key, "config": _digest(content)}:
+                self._link_store_config()
+                return False
+        changed = self.write_config(render())
+        record_content = {"key": key, "config": _digest(self._read_config() or "")}
+        _write_atomic(record, json.dumps(record_content), mode=0o600)
+        return changed
+
     def _read_config(self) -> str | None:
         return _read_text(self.config_path)
 
@@ -184,25 +214,32 @@ class Hockeypuck:
         """Run the service with the config on disk, restarting only if it runs something else.
 
         Returns:
-            Whether the service was restarted (or started) to apply a change.
+            Whether the service was restarted to apply a change.
+
+        Raises:
+            ServiceError: systemd failed, or the service is not running afterwards.
         """
         content = self._read_config()
         if content is None:
             raise ServiceError(f"{self.config_path} does not exist")
         applied = self._applied()
         wanted = {"config": _digest(content), "revision": revision}
+        restarted = applied != wanted
         try:
-            if applied != wanted:
+            if restarted:
                 systemd.service_enable(snap_layout.SERVICE)
                 systemd.service_restart(snap_layout.SERVICE)
                 self._record_applied(content, revision)
-                return True
-            if not systemd.service_running(snap_layout.SERVICE):
+            elif systemd.service_running(snap_layout.SERVICE):
+                return False
+            else:
                 systemd.service_enable(snap_layout.SERVICE)
                 systemd.service_start(snap_layout.SERVICE)
         except systemd.SystemdError as error:
             raise ServiceError(f"cannot start {snap_layout.SERVICE}: {error}") from error
-        return False
+        if not self.is_running():
+            raise ServiceError(f"{snap_layout.SERVICE} is not running")
+        return restarted
 
     def stop(self) -> None:
         """Stop and disable the service, so it does not crash-loop without a database."""

@@ -49,8 +49,16 @@ def request_database(relation: ops.Relation, app: ops.Application) -> None:
             databag[key] = value
 
 
-def read_credentials(model: ops.Model, relation: ops.Relation) -> DatabaseCredentials:
+def read_credentials(
+    model: ops.Model, relation: ops.Relation, refresh: bool = True
+) -> DatabaseCredentials:
     """Read the provider's answer.
+
+    Args:
+        model: the charm's model.
+        relation: the database relation.
+        refresh: move to the secrets' latest revisions (a rotated password); routine hooks
+            read the revision already tracked, which costs one hook tool call less.
 
     Raises:
         DatabaseNotReadyError: endpoints or credentials are not there (yet).
@@ -62,8 +70,8 @@ def read_credentials(model: ops.Model, relation: ops.Relation) -> DatabaseCreden
     if not endpoints:
         raise DatabaseNotReadyError("no database endpoints yet")
     host, port = _split_endpoint(endpoints.split(",")[0].strip())
-    user = _secret_fields(model, relation, provided, "user")
-    tls = _secret_fields(model, relation, provided, "tls")
+    user = _secret_fields(model, relation, provided, "user", refresh)
+    tls = _secret_fields(model, relation, provided, "tls", refresh)
     username = user.get("username") or provided.get("username")
     password = user.get("password") or provided.get("password")
     if not username or not password:
@@ -85,14 +93,18 @@ def secret_label(relation: ops.Relation, group: str) -> str:
 
 
 def _secret_fields(
-    model: ops.Model, relation: ops.Relation, provided: ops.RelationDataContent, group: str
+    model: ops.Model,
+    relation: ops.Relation,
+    provided: ops.RelationDataContent,
+    group: str,
+    refresh: bool,
 ) -> dict[str, str]:
     uri = provided.get(f"secret-{group}")
     if not uri:
         return {}
     try:
         secret = model.get_secret(id=uri, label=secret_label(relation, group))
-        return secret.get_content(refresh=True)
+        return secret.get_content(refresh=refresh)
     except ops.ModelError as error:
         raise DatabaseNotReadyError(f"cannot read the database {group} secret: {error}") from None
 

@@ -425,7 +425,8 @@ def test_service_that_does_not_stay_up_is_not_running(machine: Machine, hockeypu
     hockeypuck.write_config("one\n")
     machine.systemctl.set(SERVICE, broken=True)
 
-    assert hockeypuck.ensure_running("51") is True
+    with pytest.raises(ServiceError, match=f"{SERVICE} is not running"):
+        hockeypuck.ensure_running("51")
 
     assert not hockeypuck.is_running()
     assert systemd.service_failed(SERVICE)

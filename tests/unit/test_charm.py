@@ -11,6 +11,7 @@ import pytest
 from charmlibs import snap
 from ops import testing
 
+import charm
 import snap_layout
 from tests.unit.conftest import (
     DB_PASSWORD,
@@ -187,8 +188,9 @@ def test_password_rotation_restarts_once(ctx: testing.Context, systemctl: FakeSy
     )
     state = base_state(relations={relation}, secrets={rotated})
 
-    ctx.run(ctx.on.secret_changed(rotated), state)
-    ctx.run(ctx.on.update_status(), state)
+    after = ctx.run(ctx.on.secret_changed(rotated), state)
+    ctx.run(ctx.on.update_status(), after)
+    ctx.run(ctx.on.config_changed(), after)
 
     assert "password='rotated-pw'" in config_file(root).read_text()
     assert systemctl.restarts == 2
@@ -389,3 +391,31 @@ def test_back_to_the_store_after_a_resource_uses_amend(
     assert snapd.installed is not None
     assert (snapd.installed.tracking, snapd.installed.revision) == ("latest/edge", "42")
     assert out.unit_status == testing.ActiveStatus()
+
+
+def test_unchanged_state_is_not_rendered_again(
+    ctx: testing.Context, monkeypatch: pytest.MonkeyPatch, root: Path
+):
+    state = ready_state()
+    ctx.run(ctx.on.config_changed(), state)
+
+    def no_render(*_: object) -> str:
+        raise AssertionError("rendered although nothing changed")
+
+    monkeypatch.setattr(charm, "render", no_render)
+    out = ctx.run(ctx.on.update_status(), state)
+
+    assert out.unit_status == testing.ActiveStatus()
+
+
+def test_hand_edited_config_is_put_right(ctx: testing.Context, systemctl: FakeSystemd, root: Path):
+    state = ready_state()
+    ctx.run(ctx.on.config_changed(), state)
+    rendered = config_file(root).read_text()
+    config_file(root).write_text(rendered.replace('loglevel = "INFO"', 'loglevel = "DEBUG"'))
+
+    ctx.run(ctx.on.update_status(), state)
+
+    assert config_file(root).read_text() == rendered
+    # The daemon never read the edit (no restart since), so it needs no restart now either.
+    assert systemctl.restarts == 1
