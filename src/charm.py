@@ -78,17 +78,18 @@ class HockeypuckCharm(ops.CharmBase):
         self._reconcile(setup_machine=True)
 
     def _on_change(self, event: ops.EventBase) -> None:
-        # update-status is the most frequent hook: it renders from the cached block list
-        # instead of opening a database connection.
-        self._reconcile(read_blocklist=not isinstance(event, ops.UpdateStatusEvent))
+        # update-status is the most frequent hook and nothing it could learn changes often:
+        # it works from what the last other hook read and published (block list, addresses,
+        # secret revisions), which saves a database connection and several hook tools.
+        self._reconcile(routine=isinstance(event, ops.UpdateStatusEvent))
 
     def _on_collect_status(self, event: ops.CollectStatusEvent) -> None:
         if self._status is not None:
             event.add_status(self._status)
 
-    def _reconcile(self, setup_machine: bool = False, read_blocklist: bool = True) -> None:
+    def _reconcile(self, setup_machine: bool = False, routine: bool = False) -> None:
         try:
-            message = self._apply(setup_machine, read_blocklist)
+            message = self._apply(setup_machine, routine)
         except (
             InvalidConfigError,
             database.DatabaseRelationMissingError,
@@ -103,31 +104,29 @@ class HockeypuckCharm(ops.CharmBase):
 
     def apply_config_now(self) -> None:
         """Reconcile from an action, re-reading the block list; raise if not serving after."""
-        self._reconcile(read_blocklist=True)
+        self._reconcile()
         status = self._status
         if not isinstance(status, ops.ActiveStatus):
             why = status.message if status is not None else "unknown"
             raise ServiceError(f"the new config is not applied: {why}")
 
-    def _apply(self, setup_machine: bool, read_blocklist: bool) -> str:
+    def _apply(self, setup_machine: bool, routine: bool) -> str:
         """Bring the unit to the wanted state; returns the message of the Active status."""
         config = CharmConfig.from_config(self.config)
         revision = self._ensure_snap(config, setup_machine)
         peer_relation = self.model.get_relation(peers.ENDPOINT)
-        address = ingress_address(self.model, peers.ENDPOINT)
-        if peer_relation is not None and address:
-            peers.publish(peer_relation, self.unit, address, self.workload.installed_version())
+        address = self._peer_address(peer_relation, routine)
         if self.unit.is_leader():
             admin_key_store.ensure(self.model, peer_relation)
-        proxy_urls = self._publish_route(config)
+        proxy_urls = self._publish_route(config, routine)
         relation = self.model.get_relation(database.ENDPOINT)
         if relation is None:
             self.workload.stop()
             raise database.DatabaseRelationMissingError()
-        if self.unit.is_leader():
+        if self.unit.is_leader() and not routine:
             database.request_database(relation, self.app)
-        credentials = database.read_credentials(self.model, relation, refresh=read_blocklist)
-        if read_blocklist:
+        credentials = database.read_credentials(self.model, relation, refresh=not routine)
+        if not routine:
             self._refresh_blocklist(credentials)
         state = CharmState(
             config=config,
@@ -147,6 +146,17 @@ class HockeypuckCharm(ops.CharmBase):
         self.workload.ensure_running(revision)
         peers.check_same_minor_version(self.workload.installed_version(), state.peer_units)
         return f"serving {', '.join(proxy_urls)}" if proxy_urls else ""
+
+    def _peer_address(self, peer_relation: ops.Relation | None, routine: bool) -> str | None:
+        """This unit's address, published to the other units (read back on routine hooks)."""
+        if peer_relation is not None and routine:
+            published = peers.published_address(peer_relation, self.unit)
+            if published:
+                return published
+        address = ingress_address(self.model, peers.ENDPOINT)
+        if peer_relation is not None and address:
+            peers.publish(peer_relation, self.unit, address, self.workload.installed_version())
+        return address
 
     def _ensure_snap(self, config: CharmConfig, setup_machine: bool) -> str:
         """Install or refresh the snap on machine-level events (or if missing); its revision."""
@@ -169,11 +179,11 @@ class HockeypuckCharm(ops.CharmBase):
         except blocklist.BlocklistError as error:
             logger.warning("using the cached block list: %s", error)
 
-    def _publish_route(self, config: CharmConfig) -> tuple[str, ...]:
+    def _publish_route(self, config: CharmConfig, routine: bool) -> tuple[str, ...]:
         """Ask HAProxy for the HKP route; returns the URLs it serves it on (once it says)."""
         relation = self.model.get_relation(haproxy_route.ENDPOINT)
-        if relation is None:
-            return ()
+        if relation is None or routine:
+            return haproxy_route.endpoints(relation)
         route = None
         if self.unit.is_leader():
             rate_limit = None

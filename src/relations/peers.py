@@ -37,6 +37,11 @@ def publish(relation: ops.Relation, unit: ops.Unit, address: str, version: str) 
             databag[key] = value
 
 
+def published_address(relation: ops.Relation, unit: ops.Unit) -> str:
+    """The address this unit published last ("" if none yet)."""
+    return relation.data[unit].get(ADDRESS_KEY, "")
+
+
 def other_units(relation: ops.Relation | None) -> tuple[PeerUnit, ...]:
     """The other units that have published a usable address, sorted by name."""
     if relation is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tomllib
 from pathlib import Path
@@ -226,3 +227,22 @@ def test_garbage_endpoints_from_haproxy_are_ignored(ctx: testing.Context):
     out = ctx.run(ctx.on.relation_changed(route), ready_state(route))
 
     assert out.unit_status == testing.ActiveStatus()
+
+
+def test_a_new_address_is_published_by_the_next_non_routine_hook(ctx: testing.Context):
+    peers = peer_relation(2)
+    moved = testing.Network(
+        "hockeypuck-peers",
+        bind_addresses=[testing.BindAddress([testing.Address("10.20.30.40")])],
+        ingress_addresses=["10.20.30.40"],
+    )
+    first = ctx.run(ctx.on.config_changed(), ready_state(peers))
+    published = first.get_relation(peers.id).local_unit_data["address"]
+    state = dataclasses.replace(first, networks={moved})
+
+    routine = ctx.run(ctx.on.update_status(), state)
+    changed = ctx.run(ctx.on.config_changed(), state)
+
+    assert published == UNIT_ADDRESS
+    assert routine.get_relation(peers.id).local_unit_data["address"] == UNIT_ADDRESS
+    assert changed.get_relation(peers.id).local_unit_data["address"] == "10.20.30.40"
