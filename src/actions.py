@@ -9,6 +9,7 @@ import ops
 
 import admin_key_store
 import blocklist
+import bulk_actions
 import hkp_client
 from admin_key import GpgError
 from key_actions import (
@@ -55,6 +56,8 @@ class KeyserverActions(ops.Object):
         self.framework.observe(on.list_blocked_keys_action, self._on_list_blocked_keys)
         self.framework.observe(on.lookup_key_action, self._on_lookup_key)
         self.framework.observe(on.rebuild_prefix_tree_action, self._on_rebuild_prefix_tree)
+        self.framework.observe(on.load_keys_action, self._on_load_keys)
+        self.framework.observe(on.dump_keys_action, self._on_dump_keys)
 
     def _on_block_keys(self, event: ops.ActionEvent) -> None:
         self._run(
@@ -112,6 +115,50 @@ class KeyserverActions(ops.Object):
                 keep_old=bool(event.params.get("keep-old-tree", False)),
             ),
         )
+
+    def _on_load_keys(self, event: ops.ActionEvent) -> None:
+        def action() -> ActionResults:
+            self._check_configured()
+            relation = self._peer_relation()
+            return bulk_actions.load_keys(
+                str(event.params["path"]),
+                common_dir=self._workload.common_dir,
+                stop_service=self._workload.stop,
+                start_service=self._workload.start,
+                run_load=lambda argument: self._workload.run_tool("load", argument),
+                count_keys=lambda: self._store().count_keys(),
+                log=event.log,
+                other_units=len(relation.units) if relation is not None else 0,
+                unit=self._charm.unit.name,
+            )
+
+        self._run(event, action)
+
+    def _on_dump_keys(self, event: ops.ActionEvent) -> None:
+        def action() -> ActionResults:
+            self._check_configured()
+            return bulk_actions.dump_keys(
+                str(event.params.get("path", "")),
+                event.params.get("keys-per-file", bulk_actions.DEFAULT_KEYS_PER_FILE),
+                common_dir=self._workload.common_dir,
+                stop_service=self._workload.stop,
+                start_service=self._workload.start,
+                run_dump=lambda directory, count: self._workload.run_tool(
+                    "dump", "-path", directory, "-count", str(count)
+                ),
+                count_keys=lambda: self._store().count_keys(),
+                log=event.log,
+            )
+
+        self._run(event, action)
+
+    def _check_configured(self) -> None:
+        """The bulk tools read Hockeypuck's config file: refuse before stopping anything."""
+        if not self._workload.config_path.exists():
+            raise ActionFailedError(
+                "Hockeypuck is not configured on this unit yet (no database credentials?): "
+                "nothing was done"
+            )
 
     def _run(self, event: ops.ActionEvent, action: Callable[[], ActionResults]) -> None:
         """Run an action; expected failures fail it with their message, never a traceback."""

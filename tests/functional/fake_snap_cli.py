@@ -5,6 +5,11 @@
 - `snap install --dangerous FILE`: sideloads FILE (private route of the fake snapd, standing in
   for snapd's multipart upload), prints `<name> <version> installed`;
 - `snap refresh [--amend] [--channel=C | --channel C] NAME`: the real REST call, with `amend`.
+- `snap run NAME.APP ARGS...`: runs the app's stand-in, the executable `NAME.APP` in the
+  directory named by the environment variable `FAKE_SNAP_APPS` (a test puts a fake tool there,
+  see fake_hockeypuck_tool.py), with ARGS and the environment plus `SNAP_NAME` and
+  `SNAP_COMMON` as snapd sets them; its output and exit code are the command's. Like the real
+  command, it fails when the snap is not installed or has no such app.
 
 Errors go to stderr as `error: ...` with exit code 1, as the real CLI does. Every invocation is
 appended to LOG (one JSON list per line).
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
 import sys
 import time
@@ -73,6 +79,8 @@ def main(socket_path: str, log: Path, argv: list[str]) -> int:
     with log.open("a") as file:
         file.write(json.dumps(argv) + "\n")
     try:
+        if argv[:1] == ["run"] and len(argv) >= 2:
+            return _run_app(socket_path, argv[1], argv[2:])
         if len(argv) == 3 and argv[:2] == ["install", "--dangerous"]:
             path = Path(argv[2]).absolute()
             change = _call(socket_path, "POST", "/x-test/sideload", {"path": str(path)})
@@ -96,6 +104,26 @@ def main(socket_path: str, log: Path, argv: list[str]) -> int:
         return 1
     print(f"fake snap: unsupported command line {argv}", file=sys.stderr)
     return 1
+
+
+def _run_app(socket_path: str, snap_app: str, args: list[str]) -> int:
+    """`snap run NAME.APP ARGS...`: exec the app's stand-in (it never returns on success)."""
+    name, _, app = snap_app.partition(".")
+    app = app or name
+    try:
+        _call(socket_path, "GET", f"/v2/snaps/{name}")
+    except CliError:
+        raise CliError(
+            f"cannot find current revision for snap {name}: readlink /snap/{name}/current: "
+            "no such file or directory"
+        ) from None
+    executable = Path(os.environ.get("FAKE_SNAP_APPS", "/nonexistent")) / f"{name}.{app}"
+    if not os.access(executable, os.X_OK):
+        raise CliError(f'cannot find app "{app}" in "{name}"')
+    environment = {**os.environ, "SNAP_NAME": name, "SNAP_COMMON": f"/var/snap/{name}/common"}
+    sys.stdout.flush()
+    os.execve(executable, [str(executable), *args], environment)  # noqa: S606
+    return 1  # not reached
 
 
 if __name__ == "__main__":
