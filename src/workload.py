@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -271,8 +272,7 @@ class Hockeypuck:
             raise ToolError(f"cannot run {app}: {error}") from error
         output = (done.stdout + done.stderr).strip()
         if done.returncode != 0:
-            last = output.splitlines()[-1] if output else f"exit code {done.returncode}"
-            raise ToolError(f"{app} failed: {last}")
+            raise ToolError(f"{app} failed: {tool_error(done.stderr, done.returncode)}")
         return output
 
     def cached_blocklist(self) -> tuple[str, ...]:
@@ -296,6 +296,28 @@ class Hockeypuck:
     def _record_applied(self, content: str | None, revision: str) -> None:
         record = {"config": _digest(content or ""), "revision": revision}
         _write_atomic(self._state_dir / "applied.json", json.dumps(record), mode=0o600)
+
+
+_LOG_LINE = re.compile(r'(^|\s)level=(\w+)\s.*?msg="?(.*?)"?(\s+\w+=|$)')
+
+
+def tool_error(stderr: str, returncode: int) -> str:
+    """The error a Hockeypuck tool died with.
+
+    A dying tool prints its error, then a Go stack trace (frames are a function line and an
+    indented file line); before that come its log lines (`level=... msg=...`). The first line
+    that is neither is the error; failing that, the last error-level log message.
+    """
+    logged = []
+    for line in stderr.splitlines():
+        if not line.strip() or line.startswith(("\t", " ")):
+            continue
+        entry = _LOG_LINE.search(line)
+        if entry is None:
+            return line.strip()
+        if entry.group(2) in ("error", "fatal", "panic"):
+            logged.append(entry.group(3))
+    return logged[-1] if logged else f"exit code {returncode}"
 
 
 def _digest(content: str) -> str:

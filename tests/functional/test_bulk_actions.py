@@ -226,11 +226,6 @@ def test_load_tool_failure_starts_the_service_again(
     assert set(database(machine)) == {digest(ALICE)}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Hockeypuck.run_tool reports the last line of the tool's output, which for a Go "
-    "tool that dies (cmd.Die prints the error with %+v) is a stack frame, not the error",
-)
 def test_load_tool_failure_message_carries_the_tools_error(
     machine: Machine, hockeypuck: Hockeypuck, monkeypatch: pytest.MonkeyPatch
 ):
