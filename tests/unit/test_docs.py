@@ -248,6 +248,49 @@ def test_the_generator_adds_new_items_and_drops_removed_ones():
     assert "| `x` | integer | no |  |  |" in text
 
 
+def action_result_keys() -> set[str]:
+    """Every literal key of the actions' results in the code (src/*_actions.py)."""
+    keys: set[str] = set()
+    for path in (SRC / "key_actions.py", SRC / "bulk_actions.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Dict) and node.keys:
+                literal = [
+                    key.value
+                    for key in node.keys
+                    if isinstance(key, ast.Constant) and isinstance(key.value, str)
+                ]
+                if len(literal) == len(node.keys):
+                    keys.update(literal)
+            elif isinstance(node, ast.Assign):
+                keys.update(
+                    target.slice.value
+                    for target in node.targets
+                    if isinstance(target, ast.Subscript)
+                    and isinstance(target.slice, ast.Constant)
+                    and isinstance(target.slice.value, str)
+                )
+    return keys
+
+
+def test_action_results_on_the_page_are_the_codes():
+    meta = charmcraft()
+    text = BLOCK.sub("", ACTIONS_PAGE.read_text())
+    quoted = set(re.findall(r"`([a-z][a-z0-9]*(?:-[a-z0-9]+)*)`", text))
+    code = action_result_keys()
+    names = set(meta.get("actions") or {}) | {
+        param
+        for action in (meta.get("actions") or {}).values()
+        for param in action.get("params") or {}
+    }
+
+    assert code, "no result keys found in the code"
+    assert code <= quoted, f"results not documented: {sorted(code - quoted)}"
+    numbered = re.compile(r"(uid|item)-\d+")
+    for token in quoted:
+        if "-" in token and not numbered.fullmatch(token):
+            assert token in code | names, f"`{token}` is neither a result key nor an action name"
+
+
 # Commands quoted in the docs
 
 
