@@ -419,3 +419,21 @@ def test_hand_edited_config_is_put_right(ctx: testing.Context, systemctl: FakeSy
     assert config_file(root).read_text() == rendered
     # The daemon never read the edit (no restart since), so it needs no restart now either.
     assert systemctl.restarts == 1
+
+
+def test_upgrade_charm_keeps_config_and_data_without_a_restart(
+    ctx: testing.Context, systemctl: FakeSystemd, root: Path
+):
+    state = ready_state()
+    ctx.run(ctx.on.config_changed(), state)
+    tree = root / "var/snap/hockeypuck/common/ptree"
+    tree.mkdir(parents=True)
+    (tree / "CURRENT").write_text("MANIFEST-000001")
+    before = config_file(root).read_text()
+
+    out = ctx.run(ctx.on.upgrade_charm(), state)
+
+    assert out.unit_status == testing.ActiveStatus()
+    assert config_file(root).read_text() == before
+    assert (tree / "CURRENT").read_text() == "MANIFEST-000001"
+    assert systemctl.restarts == 1
