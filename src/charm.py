@@ -51,8 +51,9 @@ class HockeypuckCharm(ops.CharmBase):
         super().__init__(framework)
         self.workload = Hockeypuck(self.workload_root)
         self._status: ops.StatusBase | None = None
-        for event in (self.on.install, self.on.upgrade_charm, self.on.config_changed):
+        for event in (self.on.install, self.on.config_changed):
             framework.observe(event, self._on_machine_change)
+        framework.observe(self.on.upgrade_charm, self._on_upgrade_charm)
         for event in (
             self.on.start,
             self.on.update_status,
@@ -77,6 +78,10 @@ class HockeypuckCharm(ops.CharmBase):
     def _on_machine_change(self, _: ops.EventBase) -> None:
         self._reconcile(setup_machine=True)
 
+    def _on_upgrade_charm(self, _: ops.EventBase) -> None:
+        # Upgrading the charm is the operator's moment to take the channel's newest snap too.
+        self._reconcile(setup_machine=True, update_snap=True)
+
     def _on_change(self, event: ops.EventBase) -> None:
         # update-status is the most frequent hook and nothing it could learn changes often:
         # it works from what the last other hook read and published (block list, addresses,
@@ -87,9 +92,11 @@ class HockeypuckCharm(ops.CharmBase):
         if self._status is not None:
             event.add_status(self._status)
 
-    def _reconcile(self, setup_machine: bool = False, routine: bool = False) -> None:
+    def _reconcile(
+        self, setup_machine: bool = False, routine: bool = False, update_snap: bool = False
+    ) -> None:
         try:
-            message = self._apply(setup_machine, routine)
+            message = self._apply(setup_machine, routine, update_snap)
         except (
             InvalidConfigError,
             database.DatabaseRelationMissingError,
@@ -110,10 +117,10 @@ class HockeypuckCharm(ops.CharmBase):
             why = status.message if status is not None else "unknown"
             raise ServiceError(f"the new config is not applied: {why}")
 
-    def _apply(self, setup_machine: bool, routine: bool) -> str:
+    def _apply(self, setup_machine: bool, routine: bool, update_snap: bool) -> str:
         """Bring the unit to the wanted state; returns the message of the Active status."""
         config = CharmConfig.from_config(self.config)
-        revision = self._ensure_snap(config, setup_machine)
+        revision = self._ensure_snap(config, setup_machine, update_snap)
         peer_relation = self.model.get_relation(peers.ENDPOINT)
         address = self._peer_address(peer_relation, routine)
         if self.unit.is_leader():
@@ -158,12 +165,14 @@ class HockeypuckCharm(ops.CharmBase):
             peers.publish(peer_relation, self.unit, address, self.workload.installed_version())
         return address
 
-    def _ensure_snap(self, config: CharmConfig, setup_machine: bool) -> str:
+    def _ensure_snap(self, config: CharmConfig, setup_machine: bool, update: bool) -> str:
         """Install or refresh the snap on machine-level events (or if missing); its revision."""
         revision = self.workload.installed_revision()
         if setup_machine or revision is None:
             self.unit.status = ops.MaintenanceStatus("installing the hockeypuck snap")
-            installed = self.workload.install(config.snap_channel, self._snap_resource())
+            installed = self.workload.install(
+                config.snap_channel, self._snap_resource(), update=update
+            )
             revision = installed.revision
             self.unit.set_workload_version(installed.version)
             self.unit.set_ports(snap_layout.HKP_PORT, snap_layout.RECON_PORT)

@@ -95,8 +95,12 @@ class Hockeypuck:
         except snap.Error as error:
             raise SnapError(f"cannot query snapd: {error}") from error
 
-    def install(self, channel: str, resource: Path | None) -> snap.InstalledInfo:
+    def install(
+        self, channel: str, resource: Path | None, update: bool = False
+    ) -> snap.InstalledInfo:
         """Install or refresh the snap from the resource file, else the channel; hold refreshes.
+
+        With `update`, a snap already on the channel moves to the channel's newest revision.
 
         Returns:
             The installed snap.
@@ -111,7 +115,7 @@ class Hockeypuck:
                 self._snap_cli("refresh", "--amend", f"--channel={channel}", snap_layout.SNAP_NAME)
                 (self._state_dir / "snap-resource.sha256").unlink(missing_ok=True)
             else:
-                snap.ensure_installed(snap_layout.SNAP_NAME, channel=channel, update=False)
+                snap.ensure_installed(snap_layout.SNAP_NAME, channel=channel, update=update)
             snap.hold(snap_layout.SNAP_NAME)
         except snap.Error as error:
             raise SnapError(f"cannot install the {snap_layout.SNAP_NAME} snap: {error}") from error

@@ -41,13 +41,20 @@ class FakeSnapd:
             raise snap.NotInstalledError("snap not installed", kind="snap-not-found", value=name)
         return self.installed
 
-    def ensure_installed(self, name: str, channel: str | None = None, **_: object) -> bool:
+    def ensure_installed(
+        self, name: str, channel: str | None = None, update: bool = True, **_: object
+    ) -> bool:
         if self.fail_with is not None:
             raise self.fail_with
         channel = channel or "latest/stable"
         if channel not in self.channels:
             raise snap.ChannelNotAvailableError(f"no channel {channel}", kind="", value=name)
-        if self.installed is not None and self.installed.tracking == channel:
+        installed = self.installed
+        if (
+            installed is not None
+            and installed.tracking == channel
+            and (not update or installed.revision == self.channels[channel])
+        ):
             return False
         self._set(channel, self.channels[channel])
         return True

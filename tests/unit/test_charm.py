@@ -437,3 +437,33 @@ def test_upgrade_charm_keeps_config_and_data_without_a_restart(
     assert config_file(root).read_text() == before
     assert (tree / "CURRENT").read_text() == "MANIFEST-000001"
     assert systemctl.restarts == 1
+
+
+def test_config_changed_never_takes_a_new_revision_of_the_same_channel(
+    ctx: testing.Context, snapd: FakeSnapd, systemctl: FakeSystemd
+):
+    state = ready_state()
+    ctx.run(ctx.on.install(), state)
+    ctx.run(ctx.on.config_changed(), state)
+    snapd.channels["latest/edge"] = "43"  # published to the store meanwhile
+
+    ctx.run(ctx.on.config_changed(), state)
+
+    assert snapd.installed is not None and snapd.installed.revision == "42"
+    assert systemctl.restarts == 1
+
+
+def test_upgrade_charm_takes_the_channels_newest_revision_and_restarts_once(
+    ctx: testing.Context, snapd: FakeSnapd, systemctl: FakeSystemd
+):
+    state = ready_state()
+    ctx.run(ctx.on.install(), state)
+    ctx.run(ctx.on.config_changed(), state)
+    snapd.channels["latest/edge"] = "43"
+
+    out = ctx.run(ctx.on.upgrade_charm(), state)
+    ctx.run(ctx.on.update_status(), state)
+
+    assert snapd.installed is not None and snapd.installed.revision == "43"
+    assert out.workload_version == "2.3.3+rev43"
+    assert systemctl.restarts == 2
