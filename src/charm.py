@@ -18,11 +18,21 @@ from relations import database, haproxy_route, peers
 from relations.binding import ingress_address
 from relations.cos_agent import CosAgentProvider
 from state import CharmConfig, CharmState, InvalidConfigError
-from workload import LOCAL_REVISION_PREFIX, Hockeypuck, ServiceError, SnapError, WorkloadError
+from workload import LOCAL_REVISION_PREFIX, Hockeypuck, ServiceError, WorkloadError
 
 logger = logging.getLogger(__name__)
 
 SNAP_RESOURCE = "hockeypuck-snap"
+
+
+# Failures the reconcile expects: they end in a status, and the next hook tries again.
+EXPECTED_FAILURES = (
+    InvalidConfigError,
+    database.DatabaseRelationMissingError,
+    database.DatabaseNotReadyError,
+    peers.VersionMismatchError,
+    WorkloadError,
+)
 
 
 def status_for(error: Exception) -> ops.StatusBase:
@@ -33,13 +43,9 @@ def status_for(error: Exception) -> ops.StatusBase:
         return ops.BlockedStatus("needs a database relation")
     if isinstance(error, database.DatabaseNotReadyError):
         return ops.WaitingStatus("waiting for database credentials")
-    if isinstance(error, peers.VersionMismatchError):
-        return ops.BlockedStatus(str(error))
-    if isinstance(error, SnapError):
-        return ops.BlockedStatus(str(error))
     if isinstance(error, ServiceError):
         return ops.BlockedStatus(f"{error} (see journalctl -u {snap_layout.SERVICE})")
-    raise error
+    return ops.BlockedStatus(str(error))  # the snap, a version mismatch: the message says all
 
 
 class HockeypuckCharm(ops.CharmBase):
@@ -97,13 +103,7 @@ class HockeypuckCharm(ops.CharmBase):
     ) -> None:
         try:
             message = self._apply(setup_machine, routine, update_snap)
-        except (
-            InvalidConfigError,
-            database.DatabaseRelationMissingError,
-            database.DatabaseNotReadyError,
-            peers.VersionMismatchError,
-            WorkloadError,
-        ) as error:
+        except EXPECTED_FAILURES as error:
             logger.warning("not serving: %s", error)
             self._status = status_for(error)
         else:

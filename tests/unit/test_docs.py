@@ -561,6 +561,8 @@ def status_templates() -> dict[str, dict[str, bool]]:
     error; a documented message matches a generic one only with a `<...>` in that place.
     """
     import charm  # noqa: PLC0415
+    import workload  # noqa: PLC0415
+    from relations import peers  # noqa: PLC0415
     from state import InvalidConfigError  # noqa: PLC0415
 
     names = _module_names()
@@ -572,9 +574,9 @@ def status_templates() -> dict[str, dict[str, bool]]:
 
     sentinel, second = "\x00", "\x01"
     shown: dict[str, tuple[str, str]] = {}  # exception class -> (kind, wrapper)
-    for name in ("SnapError", "ServiceError", "VersionMismatchError"):
-        module = charm.peers if name == "VersionMismatchError" else charm
-        status = charm.status_for(getattr(module, name)(sentinel))
+    for error_class in (workload.SnapError, workload.ServiceError, peers.VersionMismatchError):
+        name = error_class.__name__
+        status = charm.status_for(error_class(sentinel))
         shown[name] = (status.name, re.escape(status.message).replace(re.escape(sentinel), "{}"))
     invalid = charm.status_for(InvalidConfigError(sentinel, second))
     invalid_wrapper = (
