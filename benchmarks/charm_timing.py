@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -250,6 +251,7 @@ def in_process(runs: int) -> tuple[float, float]:
 
 def main() -> None:
     """Print the figures."""
+    warnings.simplefilter("ignore", DeprecationWarning)
     parser = argparse.ArgumentParser(description="Time the charm's hooks.")
     parser.add_argument("--runs", type=int, default=21)
     args = parser.parse_args()
