@@ -37,6 +37,15 @@ _DDL = (
     "ALTER TABLE deleted_keys ADD COLUMN IF NOT EXISTS blocked_at TIMESTAMPTZ",
     "ALTER TABLE deleted_keys ALTER COLUMN blocked_at SET DEFAULT now()",
 )
+# Whether the table exists with the column the charm adds: then no DDL is needed, and none is
+# run (it needs table ownership, which a user given by a new relation may not have).
+_TABLE_READY = """
+SELECT EXISTS (
+    SELECT 1 FROM information_schema.columns
+    WHERE table_schema = current_schema() AND table_name = 'deleted_keys'
+      AND column_name = 'blocked_at' AND column_default IS NOT NULL
+)
+"""
 _BLOCK = """
 INSERT INTO deleted_keys (fingerprint, comment)
 SELECT wanted.fingerprint, %(comment)s
@@ -55,6 +64,7 @@ RETURNING lower(fingerprint)
 _LIST = """
 SELECT lower(fingerprint), comment, blocked_at FROM deleted_keys ORDER BY lower(fingerprint)
 """
+_FINGERPRINTS = "SELECT DISTINCT lower(fingerprint) FROM deleted_keys ORDER BY 1"
 _KEYS_TABLE_EXISTS = "SELECT to_regclass('public.keys') IS NOT NULL"
 _STORED = """
 SELECT rfingerprint FROM public.keys WHERE rfingerprint = ANY(%(rfingerprints)s::text[])
@@ -98,6 +108,10 @@ class PostgresBlocklist:
     def ensure_table(self) -> None:
         """Create the table (and the `blocked_at` column) when missing; never drops anything."""
         with self._transaction() as cursor:
+            cursor.execute(_TABLE_READY)
+            ready = cursor.fetchone()
+            if ready is not None and ready[0]:
+                return
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK_ID,))
             for statement in _DDL:
                 cursor.execute(statement)
@@ -133,8 +147,15 @@ class PostgresBlocklist:
         return [BlockedKey(row[0], row[1], row[2]) for row in rows]
 
     def fingerprints(self) -> list[str]:
-        """The blocked fingerprints, lower case and sorted: what `blacklist` in the config is."""
-        return [entry.fingerprint for entry in self.list()]
+        """The blocked fingerprints, lower case and sorted: what `blacklist` in the config is.
+
+        Reads the fingerprint column only, so a table without the charm's `blocked_at` column
+        (the Kubernetes charm's, when it could not be altered) still works.
+        """
+        with self._transaction() as cursor:
+            cursor.execute(_FINGERPRINTS)
+            rows = cursor.fetchall()
+        return [row[0] for row in rows]
 
     def stored(self, fingerprints: Iterable[str]) -> set[str]:
         """Which of these keys are in Hockeypuck's `keys` table (lower-case fingerprints).

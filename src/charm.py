@@ -184,6 +184,9 @@ class HockeypuckCharm(ops.CharmBase):
         store = blocklist.PostgresBlocklist(credentials)
         try:
             store.ensure_table()
+        except blocklist.BlocklistError as error:
+            logger.warning("cannot create or update the block-list table: %s", error)
+        try:
             self.workload.cache_blocklist(tuple(store.fingerprints()))
         except blocklist.BlocklistError as error:
             logger.warning("using the cached block list: %s", error)

@@ -181,3 +181,22 @@ def test_unreachable_database():
 def test_missing_table_is_a_database_error(database):
     with pytest.raises(BlocklistError, match=r"UndefinedTable \[42P01\]"):
         PostgresBlocklist(database).list()
+
+
+def test_a_new_relation_user_reads_a_table_it_cannot_alter(postgres, database):
+    """A database moved from the Kubernetes charm: its table, owned by another role."""
+    sql(
+        database, "CREATE TABLE deleted_keys (fingerprint TEXT PRIMARY KEY, comment TEXT NOT NULL)"
+    )
+    sql(database, "INSERT INTO deleted_keys VALUES (%s, 'from the k8s charm')", ALICE.upper())
+    postgres.create_role("relation_new", "new-pw")
+    sql(database, "GRANT SELECT ON deleted_keys TO relation_new")
+    newcomer = DatabaseCredentials(
+        database.host, database.port, database.database, "relation_new", "new-pw", False
+    )
+    store = PostgresBlocklist(newcomer)
+
+    with pytest.raises(BlocklistError):
+        store.ensure_table()  # not the owner: cannot add blocked_at
+
+    assert store.fingerprints() == [ALICE.lower()]

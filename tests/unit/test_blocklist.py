@@ -121,9 +121,19 @@ def test_connects_from_credentials(db: FakeDatabase):
     assert db.closed == 2
 
 
-def test_ensure_table_ddl_under_an_advisory_lock(db: FakeDatabase):
+def test_ensure_table_is_only_a_query_when_the_table_is_ready(db: FakeDatabase):
+    db.results = [[(True,)]]
+
     PostgresBlocklist(CREDENTIALS).ensure_table()
-    assert db.executed == [
+
+    assert len(db.executed) == 1
+    assert db.executed[0][0].startswith("SELECT EXISTS ( SELECT 1 FROM information_schema.columns")
+
+
+def test_ensure_table_ddl_under_an_advisory_lock(db: FakeDatabase):
+    db.results = [[(False,)]]
+    PostgresBlocklist(CREDENTIALS).ensure_table()
+    assert db.executed[1:] == [
         ("SELECT pg_advisory_xact_lock(%s)", (0x686B7062,)),
         (
             "CREATE TABLE IF NOT EXISTS deleted_keys "
