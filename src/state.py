@@ -46,13 +46,18 @@ def normalise_fingerprint(value: str) -> str:
     return text.upper()
 
 
-def is_valid_host(value: str) -> bool:
-    """Whether the value is an IP address or a DNS host name (RFC 1123)."""
+def _is_ip(value: str) -> bool:
     try:
         ipaddress.ip_address(value)
-        return True
     except ValueError:
-        pass
+        return False
+    return True
+
+
+def is_valid_host(value: str) -> bool:
+    """Whether the value is an IP address or a DNS host name (RFC 1123)."""
+    if _is_ip(value):
+        return True
     name = value[:-1] if value.endswith(".") else value
     if not name or len(name) > 253:
         return False
@@ -154,10 +159,21 @@ def _snap_channel(value: str) -> str:
 
 
 def _hostname(value: str) -> str:
+    """A public DNS name (HAProxy's route validation refuses IPs and one-label names)."""
     hostname = value.strip()
-    if hostname and not is_valid_host(hostname):
-        raise InvalidConfigError("hostname", f"{value!r} is not a valid host name")
-    return hostname
+    if not hostname:
+        return ""
+    if (
+        _is_ip(hostname)
+        or hostname.endswith(".")
+        or "." not in hostname
+        or not is_valid_host(hostname)
+    ):
+        raise InvalidConfigError(
+            "hostname",
+            f"{value!r} is not a fully qualified domain name such as keys.example.com",
+        )
+    return hostname.lower()
 
 
 def _optional_fingerprint(option: str, value: str) -> str:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import ops
 
 ENDPOINT = "haproxy-route"
+# Keys the route has only when configured: removed from the databag when unset again.
+OPTIONAL_KEYS = frozenset({"hostname", "rate_limit"})
 # HAProxy's validation refuses strings containing any of these.
 _FORBIDDEN = re.compile(r"[\n\t#\\'\"$ ]")
 
@@ -49,6 +51,9 @@ class Route:
             "timeout": {"server": 300, "connect": 5, "queue": 60},
             "retry": {"count": 2, "redispatch": True},
             "http_server_close": True,
+            # Keys are public and HKP clients still use plain hkp:// on port 80: serve it
+            # instead of redirecting to HTTPS.
+            "allow_http": True,
         }
         if self.hostname:
             fields["hostname"] = self.hostname
@@ -72,7 +77,10 @@ def publish(
 ) -> None:
     """Write the route (when given: the leader) and this unit's address, where they differ."""
     if route is not None:
-        _update(relation.data[app], route.app_databag())
+        wanted = route.app_databag()
+        _update(relation.data[app], wanted)
+        for key in OPTIONAL_KEYS - wanted.keys():
+            relation.data[app].pop(key, None)
     if address:
         _update(relation.data[unit], {"address": json.dumps(address)})
 

@@ -293,7 +293,7 @@ def test_channel_change_refreshes_once_and_restarts_once(
         ({"log-level": "VERBOSE"}, "log-level: 'VERBOSE' is not one of"),
         (
             {"hostname": "-bad-.example.com"},
-            "hostname: '-bad-.example.com' is not a valid host name",
+            "hostname: '-bad-.example.com' is not a fully qualified",
         ),
         ({"max-key-length": 0}, "max-key-length: 0 is not a positive whole number"),
     ],

@@ -149,6 +149,7 @@ def test_leader_publishes_the_route_exactly(ctx: testing.Context):
         "timeout": '{"server": 300, "connect": 5, "queue": 60}',
         "retry": '{"count": 2, "redispatch": true}',
         "http_server_close": "true",
+        "allow_http": "true",
     }
     assert relation.local_unit_data["address"] == json.dumps(UNIT_ADDRESS)
 
@@ -219,6 +220,22 @@ def test_bad_rate_limits_block(ctx: testing.Context, config: dict[str, Any], opt
 
     assert isinstance(out.unit_status, testing.BlockedStatus)
     assert out.unit_status.message.startswith(f"invalid config: {option}: ")
+
+
+def test_unset_options_are_removed_from_the_route(ctx: testing.Context):
+    route = haproxy()
+    configured = {"hostname": "keys.example.com", "rate-limit-connections-per-minute": 60}
+    first = ctx.run(ctx.on.config_changed(), ready_state(route, leader=True, config=configured))
+    published = first.get_relation(route.id)
+
+    out = ctx.run(
+        ctx.on.config_changed(), dataclasses.replace(first, config={}, relations=first.relations)
+    )
+
+    assert {"hostname", "rate_limit"} <= set(published.local_app_data)
+    data = out.get_relation(route.id).local_app_data
+    assert "hostname" not in data
+    assert "rate_limit" not in data
 
 
 def test_garbage_endpoints_from_haproxy_are_ignored(ctx: testing.Context):

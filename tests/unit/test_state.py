@@ -131,3 +131,19 @@ def test_error_names_option_and_reason():
 
     assert str(error) == "log-level: 'x' is not one of INFO"
     assert (error.option, error.why) == ("log-level", "'x' is not one of INFO")
+
+
+@pytest.mark.parametrize(
+    "hostname", ["10.0.0.1", "2001:db8::1", "keyserver", "keys.example.com.", "-x.example.com"]
+)
+def test_hostname_must_be_a_domain_name_haproxy_accepts(hostname: str):
+    with pytest.raises(InvalidConfigError, match="is not a fully qualified domain name"):
+        CharmConfig.from_config({"snap-channel": "latest/edge", "hostname": hostname})
+
+
+def test_hostname_is_lower_cased():
+    config = CharmConfig.from_config(
+        {"snap-channel": "latest/edge", "hostname": "Keys.Example.COM"}
+    )
+
+    assert config.hostname == "keys.example.com"
