@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
@@ -36,6 +37,8 @@ RestartSec=5s
 """
 
 
+# Seconds to wait after a (re)start before checking the daemon stayed up (RestartSec is 5).
+SETTLE_SECONDS = 3.0
 LOCAL_REVISION_PREFIX = "x"  # snapd's revisions of snaps installed from a file: x1, x2, ...
 
 
@@ -106,6 +109,8 @@ class Hockeypuck:
             The installed snap.
         """
         before = self._snapd_info()
+        # Until this install succeeds, the next hook must try again (not trust the old record).
+        (self._state_dir / "snap-revision").unlink(missing_ok=True)
         try:
             if resource is not None:
                 self._install_file(resource, installed=before is not None)
@@ -242,6 +247,9 @@ class Hockeypuck:
                 systemd.service_start(snap_layout.SERVICE)
         except systemd.SystemdError as error:
             raise ServiceError(f"cannot start {snap_layout.SERVICE}: {error}") from error
+        # systemd calls a simple service started as soon as it runs; Hockeypuck exits within
+        # milliseconds when PostgreSQL refuses it, so look again once it had time to fail.
+        settle()
         if not self.is_running():
             raise ServiceError(f"{snap_layout.SERVICE} is not running")
         return restarted
@@ -303,6 +311,11 @@ class Hockeypuck:
 
 
 _LOG_LINE = re.compile(r'(^|\s)level=(\w+)\s.*?msg="?(.*?)"?(\s+\w+=|$)')
+
+
+def settle() -> None:
+    """Give a just (re)started daemon the time to fail, if it is going to."""
+    time.sleep(SETTLE_SECONDS)
 
 
 def tool_error(stderr: str, returncode: int) -> str:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from charmlibs.snap import _client as snap_client
 
+import workload
 from tests.functional import fake_snap_cli
 from tests.functional.fake_snapd import FakeSnapd, StoreRevision
 from tests.functional.fake_systemctl import FakeSystemctl
@@ -89,6 +90,8 @@ def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Machine
     snap_wrapper.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}")
     monkeypatch.setattr(snap_client, "_SOCKET_PATH", str(socket_path))
+    # The fake systemctl answers at once: no need to wait for a daemon to settle.
+    monkeypatch.setattr(workload, "SETTLE_SECONDS", 0.0)
     snapd.start()
     try:
         yield Machine(root=root, snapd=snapd, systemctl=systemctl, snap_cli_log=snap_cli_log)

@@ -16,6 +16,7 @@ import admin_key
 import blocklist
 import charm
 import snap_layout
+import workload
 
 REPO_ROOT = Path(__file__).parents[2]
 DB_PASSWORD = "s3cret-pw"
@@ -107,6 +108,12 @@ class FakeSystemd:
     starts: int = 0
     stops: int = 0
     daemon_reloads: int = 0
+
+    dies_after_start: bool = False
+
+    def settle(self) -> None:
+        if self.dies_after_start:
+            self.running = False
 
     def service_running(self, unit: str) -> bool:
         assert unit == snap_layout.SERVICE
@@ -221,6 +228,8 @@ def snapd(monkeypatch: pytest.MonkeyPatch, systemctl: FakeSystemd) -> FakeSnapd:
 @pytest.fixture
 def systemctl(monkeypatch: pytest.MonkeyPatch) -> FakeSystemd:
     fake = FakeSystemd()
+    # The settle time after a restart passes at once; a daemon that dies early dies in it.
+    monkeypatch.setattr(workload, "settle", fake.settle)
     for name in (
         "service_running",
         "service_restart",

@@ -467,3 +467,35 @@ def test_upgrade_charm_takes_the_channels_newest_revision_and_restarts_once(
     assert snapd.installed is not None and snapd.installed.revision == "43"
     assert out.workload_version == "2.3.3+rev43"
     assert systemctl.restarts == 2
+
+
+def test_daemon_that_dies_right_after_the_restart_is_not_reported_active(
+    ctx: testing.Context, systemctl: FakeSystemd
+):
+    systemctl.dies_after_start = True  # e.g. PostgreSQL refuses it: exit within milliseconds
+
+    out = ctx.run(ctx.on.config_changed(), ready_state())
+
+    assert out.unit_status == testing.BlockedStatus(
+        f"{snap_layout.SERVICE} is not running (see journalctl -u {snap_layout.SERVICE})"
+    )
+
+
+def test_failed_refresh_is_retried_by_the_next_hook(
+    ctx: testing.Context, snapd: FakeSnapd, systemctl: FakeSystemd
+):
+    state = ready_state()
+    ctx.run(ctx.on.install(), state)
+    ctx.run(ctx.on.config_changed(), state)
+    snapd.fail_with = snap.ConnectionError("snapd is not answering")
+    changed = ready_state(config={"snap-channel": "2.3/stable"})
+
+    failed = ctx.run(ctx.on.config_changed(), changed)
+    snapd.fail_with = None
+    retried = ctx.run(ctx.on.update_status(), changed)
+
+    assert failed.unit_status == testing.BlockedStatus(
+        "cannot install the hockeypuck snap: snapd is not answering"
+    )
+    assert snapd.installed is not None and snapd.installed.revision == "51"
+    assert retried.unit_status == testing.ActiveStatus()
