@@ -144,6 +144,7 @@ class HockeypuckCharm(ops.CharmBase):
             proxy_hostname=(urlsplit(proxy_urls[0]).hostname or "") if proxy_urls else "",
             charm_admin_key=admin_key_store.fingerprint(peer_relation, self.app),
             blocked_fingerprints=self.workload.cached_blocklist(),
+            web_layout=self.workload.web_layout(),
         )
         templates = self.charm_dir / TEMPLATES_DIR
         self.workload.write_config_for(

@@ -89,6 +89,17 @@ def render_key(state: CharmState, template_dir: Path) -> str:
     return hashlib.sha256(b"\0".join(inputs)).hexdigest()
 
 
+def _web_paths(layout: tuple[PurePosixPath, PurePosixPath] | None) -> dict[str, str] | None:
+    if layout is None:
+        return None
+    templates, webroot = layout
+    return {
+        "index_template": str(templates / "index.html.tmpl"),
+        "stats_template": str(templates / "stats.html.tmpl"),
+        "webroot": str(webroot),
+    }
+
+
 def render(state: CharmState, template_dir: Path, cache_dir: Path | None = None) -> str:
     """Render the whole config file for this state.
 
@@ -125,10 +136,8 @@ def render(state: CharmState, template_dir: Path, cache_dir: Path | None = None)
         blacklist=[fingerprint.lower() for fingerprint in state.blocked_fingerprints],
         allowed_cidrs=list(state.allowed_cidrs),
         partners=state.recon_partners,
+        web=_web_paths(state.web_layout),
         paths={
-            "index_template": str(snap_layout.TEMPLATES_DIR / "index.html.tmpl"),
-            "stats_template": str(snap_layout.TEMPLATES_DIR / "stats.html.tmpl"),
-            "webroot": str(snap_layout.WEBROOT_DIR),
             "prefix_tree": str(snap_layout.PREFIX_TREE),
             "metrics_path": snap_layout.METRICS_PATH,
         },

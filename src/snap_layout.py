@@ -23,5 +23,11 @@ SNAP_CURRENT = PurePosixPath("/snap") / SNAP_NAME / "current"
 CONFIG_FILE = SNAP_COMMON / "hockeypuck.conf"
 STORE_SNAP_CONFIG_FILE = SNAP_COMMON / "config"
 PREFIX_TREE = SNAP_COMMON / "ptree"
+# Hockeypuck's HTML templates and static web root: where this project's recipe installs them
+# (`make install prefix=/usr`), then where upstream's recipe, the store snap's, does.
 TEMPLATES_DIR = SNAP_CURRENT / "usr/share/hockeypuck/templates"
 WEBROOT_DIR = SNAP_CURRENT / "usr/share/hockeypuck/www"
+WEB_LAYOUTS = (
+    (TEMPLATES_DIR, WEBROOT_DIR),
+    (SNAP_CURRENT / "templates", SNAP_CURRENT / "www"),
+)

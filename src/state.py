@@ -6,10 +6,11 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 from relations.database import DatabaseCredentials
 from relations.peers import PeerUnit
-from snap_layout import HKP_PORT, RECON_PORT
+from snap_layout import HKP_PORT, RECON_PORT, WEB_LAYOUTS
 
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARNING", "WARN", "ERROR", "FATAL", "PANIC")
 RATE_LIMIT_POLICIES = ("deny", "reject", "silent-drop")
@@ -274,6 +275,8 @@ class CharmState:
     proxy_hostname: str = ""
     charm_admin_key: str = ""
     blocked_fingerprints: tuple[str, ...] = ()
+    # (templates, web root) as the daemon sees them; None: the snap has none, use built-ins.
+    web_layout: tuple[PurePosixPath, PurePosixPath] | None = WEB_LAYOUTS[0]
 
     @property
     def admin_keys(self) -> tuple[str, ...]:

@@ -86,6 +86,13 @@ class Hockeypuck:
         """The snap revision this charm last installed, without asking snapd (cheap)."""
         return _read_text(self._state_dir / "snap-revision")
 
+    def web_layout(self) -> tuple[PurePosixPath, PurePosixPath] | None:
+        """Where the installed snap has its HTML templates and web root, or None if nowhere."""
+        for templates, webroot in snap_layout.WEB_LAYOUTS:
+            if (self._host_path(templates) / "index.html.tmpl").is_file():
+                return templates, webroot
+        return None
+
     def installed_version(self) -> str:
         """Hockeypuck's version in the snap this charm last installed ("" if unknown)."""
         return _read_text(self._state_dir / "snap-version") or ""

@@ -499,3 +499,37 @@ def test_failed_refresh_is_retried_by_the_next_hook(
     )
     assert snapd.installed is not None and snapd.installed.revision == "51"
     assert retried.unit_status == testing.ActiveStatus()
+
+
+@pytest.mark.parametrize(
+    ("shipped", "templates", "webroot"),
+    [
+        (
+            "usr/share/hockeypuck/templates",
+            "usr/share/hockeypuck/templates",
+            "usr/share/hockeypuck/www",
+        ),
+        ("templates", "templates", "www"),  # the store snap's layout (upstream recipe)
+    ],
+)
+def test_web_paths_follow_the_installed_snap(
+    ctx: testing.Context, root: Path, shipped: str, templates: str, webroot: str
+):
+    (root / "snap/hockeypuck/current" / shipped).mkdir(parents=True)
+    (root / "snap/hockeypuck/current" / shipped / "index.html.tmpl").write_text("{{ . }}")
+
+    ctx.run(ctx.on.config_changed(), ready_state())
+
+    hockeypuck = tomllib.loads(config_file(root).read_text())["hockeypuck"]
+    assert hockeypuck["indexTemplate"] == f"/snap/hockeypuck/current/{templates}/index.html.tmpl"
+    assert hockeypuck["statsTemplate"] == f"/snap/hockeypuck/current/{templates}/stats.html.tmpl"
+    assert hockeypuck["webroot"] == f"/snap/hockeypuck/current/{webroot}"
+
+
+def test_a_snap_without_web_files_uses_hockeypucks_built_in_pages(
+    ctx: testing.Context, root: Path
+):
+    ctx.run(ctx.on.config_changed(), ready_state())
+
+    hockeypuck = tomllib.loads(config_file(root).read_text())["hockeypuck"]
+    assert not {"indexTemplate", "vindexTemplate", "statsTemplate", "webroot"} & set(hockeypuck)
