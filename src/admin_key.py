@@ -158,6 +158,9 @@ def gnupg_home() -> Iterator[Path]:
     home = Path(tempfile.mkdtemp(prefix="hockeypuck-gnupg-"))
     try:
         home.chmod(0o700)
+        # GnuPG 2.4 (Ubuntu 24.04) may default a new home to keyboxd, a separate package;
+        # an existing common.conf without `use-keyboxd` keeps the plain keyring file.
+        (home / "common.conf").write_text("")
         yield home
     finally:
         _stop_agent(home)

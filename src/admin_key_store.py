@@ -32,22 +32,28 @@ def ensure(model: ops.Model, peer_relation: ops.Relation | None) -> None:
     if peer_relation is None or fingerprint(peer_relation, model.app):
         return
     try:
-        key = admin_key.generate_admin_key(model.app.name, model.name)
-    except (GpgError, ValueError) as error:
-        logger.warning("cannot generate the admin key yet: %s", error)
-        return
-    secret = model.app.add_secret(
-        {
-            "fingerprint": key.fingerprint,
-            "public-key": key.public_key,
-            "secret-key": key.secret_key,
-        },
-        label=SECRET_LABEL,
-        description="Hockeypuck admin key of this application (signs /pks/delete)",
-    )
+        # Made by an earlier hook that failed before publishing it: publish that one.
+        secret = model.get_secret(label=SECRET_LABEL)
+        key_fingerprint = secret.get_content(refresh=True)["fingerprint"]
+    except ops.SecretNotFoundError:
+        try:
+            key = admin_key.generate_admin_key(model.app.name, model.name)
+        except (GpgError, ValueError) as error:
+            logger.warning("cannot generate the admin key yet: %s", error)
+            return
+        secret = model.app.add_secret(
+            {
+                "fingerprint": key.fingerprint,
+                "public-key": key.public_key,
+                "secret-key": key.secret_key,
+            },
+            label=SECRET_LABEL,
+            description="Hockeypuck admin key of this application (signs /pks/delete)",
+        )
+        key_fingerprint = key.fingerprint
     databag = peer_relation.data[model.app]
-    databag[SECRET_ID_KEY] = secret.id or ""
-    databag[FINGERPRINT_KEY] = key.fingerprint
+    databag[SECRET_ID_KEY] = secret.id or secret.get_info().id
+    databag[FINGERPRINT_KEY] = key_fingerprint
 
 
 def load(model: ops.Model, peer_relation: ops.Relation | None) -> AdminKeySigner | None:
@@ -57,11 +63,15 @@ def load(model: ops.Model, peer_relation: ops.Relation | None) -> AdminKeySigner
     secret_id = peer_relation.data[model.app].get(SECRET_ID_KEY)
     if not secret_id:
         return None
-    content = model.get_secret(id=secret_id).get_content(refresh=True)
-    return AdminKeySigner(
-        AdminKey(
-            fingerprint=content["fingerprint"],
-            public_key=content["public-key"],
-            secret_key=content["secret-key"],
+    try:
+        content = model.get_secret(id=secret_id).get_content(refresh=True)
+        return AdminKeySigner(
+            AdminKey(
+                fingerprint=content["fingerprint"],
+                public_key=content["public-key"],
+                secret_key=content["secret-key"],
+            )
         )
-    )
+    except (ops.ModelError, KeyError) as error:
+        logger.warning("cannot read the admin key secret %s: %s", secret_id, error)
+        return None

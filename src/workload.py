@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 import time
@@ -135,6 +136,7 @@ class Hockeypuck:
         if after is None:
             raise SnapError(f"the {snap_layout.SNAP_NAME} snap is not installed after install")
         self._write_drop_in()
+        _ensure_gnupg()
         if before is None or before.revision != after.revision:
             logger.info("hockeypuck snap now at revision %s (%s)", after.revision, after.version)
             if before is not None and self.is_running():
@@ -318,6 +320,27 @@ class Hockeypuck:
 
 
 _LOG_LINE = re.compile(r'(^|\s)level=(\w+)\s.*?msg="?(.*?)"?(\s+\w+=|$)')
+
+
+def _ensure_gnupg() -> None:
+    """Install GnuPG if the machine lacks it (the admin key is made with it); log failures.
+
+    Serving keys does not need it, so a failure only shows when a key must be deleted.
+    """
+    if shutil.which("gpg") is not None:
+        return
+    command = ["apt-get", "install", "-y", "--no-install-recommends", "gnupg"]
+    try:
+        subprocess.run(
+            command,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
+    except (OSError, subprocess.SubprocessError) as error:
+        logger.warning("cannot install gnupg (block-keys needs it): %s", error)
 
 
 def settle() -> None:

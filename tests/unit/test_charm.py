@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import stat
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from ops import testing
 
 import charm
 import snap_layout
+import workload
 from tests.unit.conftest import (
     DB_PASSWORD,
     DB_USER,
@@ -533,3 +536,27 @@ def test_a_snap_without_web_files_uses_hockeypucks_built_in_pages(
 
     hockeypuck = tomllib.loads(config_file(root).read_text())["hockeypuck"]
     assert not {"indexTemplate", "vindexTemplate", "statsTemplate", "webroot"} & set(hockeypuck)
+
+
+def test_install_adds_gnupg_when_the_machine_lacks_it(
+    ctx: testing.Context, snapd: FakeSnapd, monkeypatch: pytest.MonkeyPatch
+):
+    commands: list[list[str]] = []
+    which = shutil.which
+    monkeypatch.setattr(
+        workload.shutil, "which", lambda name, **kw: None if name == "gpg" else which(name, **kw)
+    )
+    snap_run = snapd.run
+
+    def run(command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        if command[0] == "apt-get":
+            commands.append(command)
+            return subprocess.CompletedProcess(command, 0, "", "")
+        return snap_run(command, **kwargs)
+
+    monkeypatch.setattr(subprocess, "run", run)
+
+    out = ctx.run(ctx.on.install(), base_state())
+
+    assert commands == [["apt-get", "install", "-y", "--no-install-recommends", "gnupg"]]
+    assert out.unit_status == testing.BlockedStatus("needs a database relation")

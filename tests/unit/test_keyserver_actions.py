@@ -406,3 +406,40 @@ def test_failed_rebuild_keeps_the_old_tree_and_starts_again(
     assert "pbuild failed: resource temporarily unavailable" in failure.value.message
     assert (tree / "CURRENT").read_text() == "old"
     assert systemctl.running
+
+
+def test_a_key_made_by_a_failed_hook_is_published_not_made_again(
+    ctx: testing.Context, admin_keys_made: list[str], root: Path
+):
+    made_before = testing.Secret(
+        tracked_content={
+            "fingerprint": ADMIN_FINGERPRINT,
+            "public-key": "PUBLIC KEY BLOCK",
+            "secret-key": "SECRET KEY BLOCK",
+        },
+        owner="app",
+        label="hockeypuck-admin-key",
+    )
+    peers = testing.PeerRelation(PEERS)
+    state = ready_state(peers, leader=True)
+    state = dataclasses.replace(state, secrets={*state.secrets, made_before})
+
+    out = ctx.run(ctx.on.leader_elected(), state)
+
+    assert admin_keys_made == []
+    app_data = out.get_relation(peers.id).local_app_data
+    assert app_data["admin-key-fingerprint"] == ADMIN_FINGERPRINT
+    assert app_data["admin-key-secret-id"] == made_before.id
+
+
+def test_block_keys_with_an_unreadable_admin_secret_fails_cleanly(
+    ctx: testing.Context, blocklist_db: FakeBlocklist, hkp: FakeHkp
+):
+    blocklist_db.stored_keys = {ALICE.lower()}
+    peers, _ = with_admin_key()  # the secret itself is gone
+    state = ready_state(peers)
+
+    with pytest.raises(testing.ActionFailed) as failure:
+        ctx.run(ctx.on.action("block-keys", params={"fingerprints": ALICE, "comment": "c"}), state)
+
+    assert "admin key is not available yet" in failure.value.message
