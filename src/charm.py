@@ -153,7 +153,11 @@ class HockeypuckCharm(ops.CharmBase):
         )
         self.workload.ensure_running(revision)
         peers.check_same_minor_version(self.workload.installed_version(), state.peer_units)
-        return f"serving {', '.join(proxy_urls)}" if proxy_urls else ""
+        if proxy_urls:
+            return f"serving {', '.join(proxy_urls)}"
+        if self.model.get_relation(haproxy_route.ENDPOINT) is not None:
+            return "haproxy has not published the route yet"
+        return ""
 
     def _peer_address(self, peer_relation: ops.Relation | None, routine: bool) -> str | None:
         """This unit's address, published to the other units (read back on routine hooks)."""
