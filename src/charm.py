@@ -145,6 +145,7 @@ class HockeypuckCharm(ops.CharmBase):
             charm_admin_key=admin_key_store.fingerprint(peer_relation, self.app),
             blocked_fingerprints=self.workload.cached_blocklist(),
             web_layout=self.workload.web_layout(),
+            log_file=self.workload.log_file(),
         )
         templates = self.charm_dir / TEMPLATES_DIR
         self.workload.write_config_for(

@@ -132,6 +132,7 @@ def render(state: CharmState, template_dir: Path, cache_dir: Path | None = None)
         nodename=state.nodename,
         dsn=dsn(state.database),
         hostname=state.public_hostname,
+        log_file=state.log_file,
         admin_keys=list(state.admin_keys),
         blacklist=[fingerprint.lower() for fingerprint in state.blocked_fingerprints],
         allowed_cidrs=list(state.allowed_cidrs),

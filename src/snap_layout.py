@@ -23,6 +23,12 @@ SNAP_CURRENT = PurePosixPath("/snap") / SNAP_NAME / "current"
 CONFIG_FILE = SNAP_COMMON / "hockeypuck.conf"
 STORE_SNAP_CONFIG_FILE = SNAP_COMMON / "config"
 PREFIX_TREE = SNAP_COMMON / "ptree"
+SNAP_YAML = SNAP_CURRENT / "meta" / "snap.yaml"
+# The daemon's log file when the snap shares it through its `logs` content slot (the COS
+# collector reads it there); without the slot the daemon logs to the systemd journal.
+LOG_SLOT = "logs"
+LOG_DIR = SNAP_COMMON / "logs"
+LOG_FILE = LOG_DIR / "hockeypuck.log"
 # Hockeypuck's HTML templates and static web root: where this project's recipe installs them
 # (`make install prefix=/usr`), then where upstream's recipe, the store snap's, does.
 TEMPLATES_DIR = SNAP_CURRENT / "usr/share/hockeypuck/templates"

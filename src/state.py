@@ -277,6 +277,7 @@ class CharmState:
     blocked_fingerprints: tuple[str, ...] = ()
     # (templates, web root) as the daemon sees them; None: the snap has none, use built-ins.
     web_layout: tuple[PurePosixPath, PurePosixPath] | None = WEB_LAYOUTS[0]
+    log_file: str | None = None  # None: standard error, into the systemd journal
 
     @property
     def admin_keys(self) -> tuple[str, ...]:

@@ -43,6 +43,21 @@ SETTLE_SECONDS = 3.0
 LOCAL_REVISION_PREFIX = "x"  # snapd's revisions of snaps installed from a file: x1, x2, ...
 
 
+LOGROTATE_CONFIG = f"""\
+# Written by the hockeypuck charm: Hockeypuck's log file (shared with the COS collector).
+{snap_layout.LOG_FILE} {{
+    daily
+    rotate 7
+    maxsize 100M
+    compress
+    delaycompress
+    missingok
+    notifempty
+    copytruncate
+}}
+"""
+
+
 class WorkloadError(Exception):
     """Hockeypuck cannot be brought to the wanted state on this machine."""
 
@@ -69,6 +84,7 @@ class Hockeypuck:
         self.config_path = self._host_path(snap_layout.CONFIG_FILE)
         self.prefix_tree = self._host_path(snap_layout.PREFIX_TREE)
         self._store_config_link = self._host_path(snap_layout.STORE_SNAP_CONFIG_FILE)
+        self._logrotate = root / "etc/logrotate.d" / snap_layout.SNAP_NAME
         self._drop_in = (
             root / "etc/systemd/system" / f"{snap_layout.SERVICE}.d" / "10-hockeypuck-charm.conf"
         )
@@ -136,6 +152,7 @@ class Hockeypuck:
         if after is None:
             raise SnapError(f"the {snap_layout.SNAP_NAME} snap is not installed after install")
         self._write_drop_in()
+        self._set_up_log_file(after)
         _ensure_gnupg()
         if before is None or before.revision != after.revision:
             logger.info("hockeypuck snap now at revision %s (%s)", after.revision, after.version)
@@ -153,6 +170,22 @@ class Hockeypuck:
             return
         self._snap_cli("install", "--dangerous", str(resource))
         _write_atomic(marker, digest, mode=0o644)
+
+    def _set_up_log_file(self, installed: snap.InstalledInfo) -> None:
+        """Log to a rotated file when the snap shares one through its `logs` slot."""
+        record = self._state_dir / "log-file"
+        if f"{snap_layout.SNAP_NAME}:{snap_layout.LOG_SLOT}" not in snap_log_slots(self._root):
+            record.unlink(missing_ok=True)
+            return
+        self._host_path(snap_layout.LOG_DIR).mkdir(parents=True, exist_ok=True)
+        if _read_text(self._logrotate) != LOGROTATE_CONFIG:
+            _write_atomic(self._logrotate, LOGROTATE_CONFIG, mode=0o644)
+        _write_atomic(record, str(snap_layout.LOG_FILE), mode=0o644)
+        logger.info("snap revision %s shares its log: logging to a file", installed.revision)
+
+    def log_file(self) -> str | None:
+        """The daemon's log file, or None: it logs to the journal."""
+        return _read_text(self._state_dir / "log-file")
 
     def _snap_cli(self, *args: str) -> None:
         """Run the snap command for what the snapd library does not offer (local files)."""
@@ -320,6 +353,31 @@ class Hockeypuck:
 
 
 _LOG_LINE = re.compile(r'(^|\s)level=(\w+)\s.*?msg="?(.*?)"?(\s+\w+=|$)')
+
+
+def snap_log_slots(root: Path) -> list[str]:
+    """`<snap>:<slot>` for each content slot of the installed snap named `logs` or `*-logs`.
+
+    Read from the installed snap's `meta/snap.yaml`; no snap, or no such slot: [].
+    """
+    import yaml  # noqa: PLC0415 - only when the snap changes or COS asks
+
+    path = root / snap_layout.SNAP_YAML.relative_to("/")
+    try:
+        meta = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        logger.debug("no snap metadata to look for log slots in: %s", error)
+        return []
+    slots = meta.get("slots") if isinstance(meta, dict) else None
+    if not isinstance(slots, dict):
+        return []
+    return sorted(
+        f"{snap_layout.SNAP_NAME}:{name}"
+        for name, slot in slots.items()
+        if isinstance(slot, dict)
+        and slot.get("interface") == "content"
+        and (name == snap_layout.LOG_SLOT or str(name).endswith(f"-{snap_layout.LOG_SLOT}"))
+    )
 
 
 def _ensure_gnupg() -> None:

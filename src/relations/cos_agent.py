@@ -37,6 +37,7 @@ from typing import Any, Literal
 import ops
 
 import snap_layout
+from workload import snap_log_slots
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,6 @@ JOB_SUFFIX = "hockeypuck"
 METRICS_ALERT_RULES_DIR = PurePosixPath("src/prometheus_alert_rules")
 LOG_ALERT_RULES_DIR = PurePosixPath("src/loki_alert_rules")
 DASHBOARDS_DIR = PurePosixPath("src/grafana_dashboards")
-SNAP_YAML = snap_layout.SNAP_CURRENT / "meta" / "snap.yaml"
 
 
 def scrape_job_name(app_name: str) -> str:
@@ -97,31 +97,6 @@ def dashboards(charm_dir: Path, charm_name: str) -> list[str]:
     return encoded
 
 
-def log_slots(workload_root: Path) -> list[str]:
-    """`<snap>:<slot>` for each content slot of the installed snap named `logs` or `*-logs`.
-
-    Read from the installed snap's `meta/snap.yaml`; no snap, or no such slot: [].
-    """
-    import yaml  # noqa: PLC0415 (only with a relation)
-
-    path = workload_root / SNAP_YAML.relative_to("/")
-    try:
-        meta = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        logger.debug("no snap metadata to look for log slots in: %s", error)
-        return []
-    slots = meta.get("slots") if isinstance(meta, dict) else None
-    if not isinstance(slots, dict):
-        return []
-    return sorted(
-        f"{snap_layout.SNAP_NAME}:{name}"
-        for name, slot in slots.items()
-        if isinstance(slot, dict)
-        and slot.get("interface") == "content"
-        and (name == "logs" or str(name).endswith("-logs"))
-    )
-
-
 def unit_config(charm: ops.CharmBase, workload_root: Path) -> dict[str, Any]:
     """The JSON object each unit publishes under the `config` key."""
     return {
@@ -129,7 +104,7 @@ def unit_config(charm: ops.CharmBase, workload_root: Path) -> dict[str, Any]:
         "log_alert_rules": alert_rules(charm, LOG_ALERT_RULES_DIR, "logql"),
         "dashboards": dashboards(charm.charm_dir, charm.meta.name),
         "metrics_scrape_jobs": metrics_scrape_jobs(charm.app.name),
-        "log_slots": log_slots(workload_root),
+        "log_slots": snap_log_slots(workload_root),
         "tracing_protocols": None,
     }
 

@@ -560,3 +560,37 @@ def test_install_adds_gnupg_when_the_machine_lacks_it(
 
     assert commands == [["apt-get", "install", "-y", "--no-install-recommends", "gnupg"]]
     assert out.unit_status == testing.BlockedStatus("needs a database relation")
+
+
+def write_snap_yaml(root: Path, slots: dict[str, object]) -> None:
+    path = root / snap_layout.SNAP_YAML.relative_to("/")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"name": "hockeypuck", "slots": slots}))  # JSON is YAML
+
+
+def test_a_snap_sharing_its_log_gets_a_rotated_log_file(ctx: testing.Context, root: Path):
+    write_snap_yaml(
+        root, {"logs": {"interface": "content", "source": {"read": ["$SNAP_COMMON/logs"]}}}
+    )
+    state = ready_state()
+
+    ctx.run(ctx.on.install(), state)
+    ctx.run(ctx.on.config_changed(), state)
+
+    hockeypuck = tomllib.loads(config_file(root).read_text())["hockeypuck"]
+    assert hockeypuck["logfile"] == "/var/snap/hockeypuck/common/logs/hockeypuck.log"
+    assert (root / "var/snap/hockeypuck/common/logs").is_dir()
+    logrotate = (root / "etc/logrotate.d/hockeypuck").read_text()
+    assert "/var/snap/hockeypuck/common/logs/hockeypuck.log {" in logrotate
+    assert "copytruncate" in logrotate
+
+
+def test_a_snap_without_a_log_slot_logs_to_the_journal(ctx: testing.Context, root: Path):
+    write_snap_yaml(root, {})
+    state = ready_state()
+
+    ctx.run(ctx.on.install(), state)
+    ctx.run(ctx.on.config_changed(), state)
+
+    assert "logfile" not in tomllib.loads(config_file(root).read_text())["hockeypuck"]
+    assert not (root / "etc/logrotate.d/hockeypuck").exists()

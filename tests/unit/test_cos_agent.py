@@ -7,6 +7,7 @@ test first.
 
 from __future__ import annotations
 
+import ast
 import base64
 import json
 import lzma
@@ -31,6 +32,7 @@ from tests.unit.conftest import (
     ready_state,
     user_secret,
 )
+from workload import snap_log_slots
 
 MODEL = testing.Model(name="keys", uuid="2f5a5a5e-1234-4abc-8def-0123456789ab", type="lxd")
 WIRE_KEYS = [
@@ -203,7 +205,7 @@ def test_unreadable_snap_metadata_means_no_log_slot(content: str, tmp_path: Path
     path.parent.mkdir(parents=True)
     path.write_text(content)
 
-    assert cos_agent.log_slots(tmp_path) == []
+    assert snap_log_slots(tmp_path) == []
 
 
 @pytest.mark.usefixtures("root", "snapd", "systemctl")
@@ -270,4 +272,7 @@ def test_module_import_stays_light():
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
     )
-    assert result.stdout.strip() == "['relations', 'relations.cos_agent']"
+    loaded = ast.literal_eval(result.stdout.strip())
+    heavy = [name for name in loaded if name.split(".")[0] in {"cosl", "lzma", "pydantic", "yaml"}]
+    assert "relations.cos_agent" in loaded
+    assert heavy == []

@@ -382,3 +382,15 @@ def test_readme_builds_and_attaches_the_snap_the_recipe_makes():
     assert f"juju deploy hockeypuck --resource {resource}=./{snap_file}" in text
     assert f"juju attach-resource hockeypuck {resource}=./{snap_file}" in text
     assert "air-gapped" in text.lower()
+
+
+def test_log_slot_shares_the_directory_the_charm_logs_to():
+    recipe = yaml.safe_load((SNAP_DIR / "snapcraft.yaml").read_text())
+
+    slot = recipe["slots"][snap_layout.LOG_SLOT]
+
+    assert slot["interface"] == "content"
+    common = str(snap_layout.SNAP_COMMON)
+    shared = [path.replace("$SNAP_COMMON", common) for path in slot["source"]["read"]]
+    assert shared == [str(snap_layout.LOG_DIR)]
+    assert snap_layout.LOG_FILE.parent == snap_layout.LOG_DIR
