@@ -61,3 +61,17 @@ def test_each_unit_reconciles_with_the_other_two_and_never_itself(nodename: str)
 def test_every_units_file_uses_only_real_hockeypuck_keys():
     for nodename in UNITS:
         assert violations(unit_config(nodename)) == []
+
+
+def test_the_log_file_key_is_a_real_hockeypuck_key():
+    state = CharmState(
+        config=CharmConfig.from_config({"snap-channel": "latest/edge"}),
+        database=DatabaseCredentials("10.42.0.2", 5432, "hockeypuck", "relation-3", "pw", False),
+        nodename="hockeypuck-0",
+        log_file="/var/snap/hockeypuck/common/logs/hockeypuck.log",
+    )
+
+    config = tomllib.loads(go_template.render(render(state, TEMPLATES)))
+
+    assert config["hockeypuck"]["logfile"] == "/var/snap/hockeypuck/common/logs/hockeypuck.log"
+    assert violations(config) == []
