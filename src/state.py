@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from relations.binding import is_ip_address
 from relations.database import DatabaseCredentials
 from relations.peers import PeerUnit
 from snap_layout import HKP_PORT, RECON_PORT, WEB_LAYOUTS
@@ -47,17 +48,9 @@ def normalise_fingerprint(value: str) -> str:
     return text.upper()
 
 
-def _is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
-
-
 def is_valid_host(value: str) -> bool:
     """Whether the value is an IP address or a DNS host name (RFC 1123)."""
-    if _is_ip(value):
+    if is_ip_address(value):
         return True
     name = value[:-1] if value.endswith(".") else value
     if not name or len(name) > 253:
@@ -165,7 +158,7 @@ def _hostname(value: str) -> str:
     if not hostname:
         return ""
     if (
-        _is_ip(hostname)
+        is_ip_address(hostname)
         or hostname.endswith(".")
         or "." not in hostname
         or not is_valid_host(hostname)

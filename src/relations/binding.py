@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import ops
 
 
@@ -15,3 +17,12 @@ def ingress_address(model: ops.Model, endpoint: str) -> str | None:
     except ops.ModelError:
         return None
     return str(address) if address is not None else None
+
+
+def is_ip_address(text: str) -> bool:
+    """Whether the text is an IPv4 or IPv6 address."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import time
 from dataclasses import dataclass
 
 import ops
+
+from relations.binding import is_ip_address
 
 ENDPOINT = "hockeypuck-peers"
 ADDRESS_KEY = "address"
@@ -50,7 +51,7 @@ def other_units(relation: ops.Relation | None) -> tuple[PeerUnit, ...]:
     for unit in relation.units:
         databag = relation.data[unit]
         address = databag.get(ADDRESS_KEY, "")
-        if not _is_ip(address):
+        if not is_ip_address(address):
             continue
         peers.append(PeerUnit(nodename(unit), address, databag.get(VERSION_KEY, "")))
     return tuple(sorted(peers, key=lambda peer: peer.nodename))
@@ -86,11 +87,3 @@ def check_same_minor_version(own_version: str, units: tuple[PeerUnit, ...]) -> N
         raise VersionMismatchError(
             f"{listed}, this unit {own_version}: recon peers must run the same minor version"
         )
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
