@@ -188,12 +188,17 @@ class KeyserverActions(ops.Object):
             event.set_results(results)
 
     def _apply_blocklist(self) -> None:
-        """Render the new block list here, wait for Hockeypuck, and tell the other units."""
-        self._apply_config()
-        hkp_client.HkpClient().wait_ready(READY_TIMEOUT)
+        """Tell the other units, render the new block list here, and wait for Hockeypuck.
+
+        The other units re-read the list from the database when the action has finished (Juju
+        publishes relation data then), whatever happens here: they end up with what the
+        database holds, even after a failure and rollback.
+        """
         relation = self._peer_relation()
         if relation is not None:
             peers.announce_blocklist_change(relation, self._charm.unit)
+        self._apply_config()
+        hkp_client.HkpClient().wait_ready(READY_TIMEOUT)
 
     def _store(self) -> blocklist.PostgresBlocklist:
         relation = self.model.get_relation(database.ENDPOINT)

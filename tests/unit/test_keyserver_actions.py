@@ -6,7 +6,7 @@ import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from ops import testing
@@ -443,3 +443,20 @@ def test_block_keys_with_an_unreadable_admin_secret_fails_cleanly(
         ctx.run(ctx.on.action("block-keys", params={"fingerprints": ALICE, "comment": "c"}), state)
 
     assert "admin key is not available yet" in failure.value.message
+
+
+def test_other_units_are_told_even_when_this_unit_cannot_apply_the_list(
+    ctx: testing.Context, blocklist_db: FakeBlocklist, hkp: FakeHkp, systemctl: FakeSystemd
+):
+    blocklist_db.entries = {MALLORY.lower(): "spam"}
+    state, peers = ready_with_admin_key()
+    state = ctx.run(ctx.on.config_changed(), state)
+    systemctl.stays_up = False  # the restart with the new list fails on this unit
+
+    with pytest.raises(testing.ActionFailed) as failure:
+        ctx.run(ctx.on.action("unblock-keys", params={"fingerprints": MALLORY}), state)
+
+    assert "is not running" in failure.value.message
+    assert blocklist_db.entries == {}  # the database changed: the others must follow it
+    after = cast("testing.State", failure.value.state)
+    assert "blocklist-revision" in after.get_relation(peers.id).local_unit_data
