@@ -18,7 +18,7 @@ TIMEOUT = 30 * 60
 def observed(juju: jubilant.Juju, charm_path: Path, snap_resource: Path) -> jubilant.Juju:
     juju.deploy("postgresql", channel="16/stable", base="ubuntu@24.04")
     juju.deploy(charm_path, APP, resources={"hockeypuck-snap": str(snap_resource)})
-    juju.deploy(COLLECTOR, channel="2/edge", base="ubuntu@24.04")
+    juju.deploy(COLLECTOR, channel="2/stable", base="ubuntu@24.04")
     juju.integrate(APP, "postgresql")
     juju.integrate(f"{APP}:cos-agent", f"{COLLECTOR}:cos-agent")
     # The collector has no COS to send to here: it stays blocked; hockeypuck must be active.
