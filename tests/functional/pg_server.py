@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import importlib.util
 import os
 import pwd
 import re
@@ -28,20 +29,43 @@ def free_port() -> int:
 
 
 def _version(bin_dir: str) -> tuple[int, ...]:
-    match = re.search(r"/postgresql/([0-9.]+)/bin$", bin_dir)
+    """The server version of a bin directory (`postgres --version`), (0,) if it does not run."""
+    try:
+        output = subprocess.run(
+            [os.path.join(bin_dir, "postgres"), "--version"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return (0,)
+    match = re.search(r"\) ([0-9]+(?:\.[0-9]+)*)", output)
     return tuple(int(part) for part in match.group(1).split(".")) if match else (0,)
 
 
+def pgserver_bin_dir() -> str | None:
+    """PostgreSQL 16 from the `pgserver` wheel (a test dependency), found without importing it."""
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return os.path.join(next(iter(spec.submodule_search_locations)), "pginstall", "bin")
+
+
 def find_bin_dir() -> Path | None:
-    """The bin directory of the newest PostgreSQL with initdb, pg_ctl and postgres, or None."""
-    candidates = sorted(
-        (os.path.dirname(path) for path in glob.glob("/usr/lib/postgresql/*/bin/initdb")),
-        key=_version,
-        reverse=True,
-    )
+    """The bin directory of the newest PostgreSQL with initdb, pg_ctl and postgres, or None.
+
+    The postgresql charm runs PostgreSQL 16: the `pgserver` wheel brings it where the machine's
+    packages are older (Debian 12 has 15).
+    """
+    candidates = [os.path.dirname(path) for path in glob.glob("/usr/lib/postgresql/*/bin/initdb")]
+    bundled = pgserver_bin_dir()
+    if bundled:
+        candidates.append(bundled)
     on_path = shutil.which("initdb")
     if on_path:
         candidates.append(os.path.dirname(os.path.realpath(on_path)))
+    candidates.sort(key=_version, reverse=True)
     for candidate in candidates:
         directory = Path(candidate)
         if all((directory / tool).is_file() for tool in ("initdb", "pg_ctl", "postgres")):

@@ -10,7 +10,7 @@ import pytest
 
 from blocklist import BlockedKey, BlocklistError, PostgresBlocklist, reversed_fingerprint
 from relations.database import DatabaseCredentials
-from tests.functional import hockeypuck_db
+from tests.functional import hockeypuck_db, pg_server
 from tests.functional.pg_server import PostgresServer, free_port
 
 pytestmark = pytest.mark.functional
@@ -200,3 +200,12 @@ def test_a_new_relation_user_reads_a_table_it_cannot_alter(postgres, database):
         store.ensure_table()  # not the owner: cannot add blocked_at
 
     assert store.fingerprints() == [ALICE.lower()]
+
+
+def test_the_suite_runs_postgresql_16_like_the_postgresql_charm(postgres: PostgresServer):
+    version = postgres.admin.execute("SHOW server_version_num").fetchone()
+    assert version is not None
+    if int(version[0]) // 10000 < 16 and pg_server.pgserver_bin_dir() is None:
+        pytest.skip("no PostgreSQL 16 here: no pgserver wheel for this platform, older packages")
+
+    assert int(version[0]) // 10000 >= 16
