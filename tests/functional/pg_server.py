@@ -91,7 +91,28 @@ class PostgresServer:
             self._run_as = "postgres" if _user_exists("postgres") else "nobody"
             owner = pwd.getpwnam(self._run_as)
             os.chown(self._base, owner.pw_uid, owner.pw_gid)
+            self.bin_dir = self._reachable_bin_dir(bin_dir)
         self._base.chmod(0o700)
+
+    def _reachable_bin_dir(self, bin_dir: Path) -> Path:
+        """The binaries where the server's user can run them.
+
+        A wheel's copy lives in a virtual environment that may sit in a directory only root
+        can enter (a CI checkout in a private temporary directory): copy its installation tree
+        (bin, lib, share) into the cluster's own directory then.
+        """
+        probe = self._command("test", "-x", str(bin_dir / "postgres"))
+        if subprocess.run(probe, capture_output=True, check=False).returncode == 0:
+            return bin_dir
+        install = bin_dir.parent  # <site>/pgserver/pginstall
+        site = install.parent.parent
+        copied_site = self._base / "site"
+        target = copied_site / install.relative_to(site)
+        shutil.copytree(install, target, symlinks=True)
+        # The wheel's shared libraries, found through RPATH $ORIGIN/../../../pgserver.libs.
+        for libs in site.glob(f"{install.parent.name}.libs"):
+            shutil.copytree(libs, copied_site / libs.name, symlinks=True)
+        return target / bin_dir.name
 
     def _command(self, *args: str) -> list[str]:
         if self._run_as is None:
