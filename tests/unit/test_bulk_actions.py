@@ -30,6 +30,7 @@ from tests.unit.conftest import (
     base_state,
     ready_state,
 )
+from tests.unit.fake_service import FakeService
 
 COMMON = "/var/snap/hockeypuck/common"
 KEYS = Path(__file__).parents[1] / "data/hockeypuck/keys"
@@ -88,29 +89,17 @@ def duplicates_log(path: str, duplicates: int) -> str:
     )
 
 
-class Machine:
+class Machine(FakeService):
     """The service and the snap's tools, recording what happened in order."""
 
     def __init__(self, common: Path):
+        super().__init__()
         self.common = common
-        self.events: list[str] = []
         self.outputs: dict[str, str] = {}  # load argument -> output
         self.fail_on: str | None = None  # load argument, or "dump"
-        self.stop_fails = False
-        self.start_fails = False
         self.keys_in_database = [3, 5]  # what count_keys answers, in turn
         self.dump_files: dict[str, bytes] = {}
         self.dump_delay = 0.0
-
-    def stop(self) -> None:
-        self.events.append("stop")
-        if self.stop_fails:
-            raise RuntimeError("systemctl stop failed")
-
-    def start(self) -> None:
-        self.events.append("start")
-        if self.start_fails:
-            raise RuntimeError("systemctl start failed")
 
     def load(self, argument: str) -> str:
         self.events.append(f"load {argument}")

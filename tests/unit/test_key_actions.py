@@ -25,6 +25,7 @@ from hkp_client import (
     UserId,
 )
 from key_actions import ActionFailedError
+from tests.unit.fake_service import FakeService
 
 ALICE = "68c5878085cd227bb9697f15f7bec0a960422c11"
 BOB = "ae907dc0364d265dd9da88254380d6bca8a7b373"
@@ -609,25 +610,13 @@ def test_lookup_server_error_fails_clearly():
 # --- rebuild-prefix-tree ----------------------------------------------------------------------
 
 
-class Machine:
+class Machine(FakeService):
     """The service and pbuild, recording the order of events."""
 
     def __init__(self, tree: Path, pbuild_fails: bool = False):
+        super().__init__()
         self.tree = tree
-        self.events: list[str] = []
         self.pbuild_fails = pbuild_fails
-        self.start_fails = False
-        self.stop_fails = False
-
-    def stop(self) -> None:
-        self.events.append("stop")
-        if self.stop_fails:
-            raise RuntimeError("systemctl stop failed")
-
-    def start(self) -> None:
-        self.events.append("start")
-        if self.start_fails:
-            raise RuntimeError("systemctl start failed")
 
     def pbuild(self) -> None:
         self.events.append(f"pbuild (tree exists: {self.tree.exists()})")
