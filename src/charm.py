@@ -133,8 +133,7 @@ class HockeypuckCharm(ops.CharmBase):
         if self.unit.is_leader() and not routine:
             database.request_database(relation, self.app)
         credentials = database.read_credentials(self.model, relation, refresh=not routine)
-        if not routine:
-            self._refresh_blocklist(credentials)
+        store = None if routine else self._refresh_blocklist(credentials)
         state = CharmState(
             config=config,
             database=credentials,
@@ -153,6 +152,8 @@ class HockeypuckCharm(ops.CharmBase):
             lambda: render(state, templates, self.workload.template_cache_dir),
         )
         self.workload.ensure_running(revision)
+        if store is not None:
+            self._purge_blocked_keys(store)
         peers.check_same_minor_version(self.workload.installed_version(), state.peer_units)
         if proxy_urls:
             return f"serving {', '.join(proxy_urls)}"
@@ -185,7 +186,9 @@ class HockeypuckCharm(ops.CharmBase):
         self._check_snap_source(config, revision)
         return revision
 
-    def _refresh_blocklist(self, credentials: database.DatabaseCredentials) -> None:
+    def _refresh_blocklist(
+        self, credentials: database.DatabaseCredentials
+    ) -> blocklist.PostgresBlocklist:
         """Re-read the block list from the database; keep the cached one if it is unreachable."""
         store = blocklist.PostgresBlocklist(credentials)
         try:
@@ -196,6 +199,21 @@ class HockeypuckCharm(ops.CharmBase):
             self.workload.cache_blocklist(tuple(store.fingerprints()))
         except blocklist.BlocklistError as error:
             logger.warning("using the cached block list: %s", error)
+        return store
+
+    def _purge_blocked_keys(self, store: blocklist.PostgresBlocklist) -> None:
+        """Delete blocked keys that are stored (recon can bring one back before every unit
+        runs with the new `blacklist`); the daemon here already refuses them."""
+        blocked = self.workload.cached_blocklist()
+        if not blocked:
+            return
+        try:
+            purged = store.purge(blocked)
+        except blocklist.BlocklistError as error:
+            logger.warning("cannot delete blocked keys (next hook tries again): %s", error)
+            return
+        if purged:
+            logger.warning("deleted %d blocked key(s) found stored: %s", len(purged), purged)
 
     def _publish_route(self, config: CharmConfig, routine: bool) -> tuple[str, ...]:
         """Ask HAProxy for the HKP route; returns the URLs it serves it on (once it says)."""

@@ -73,6 +73,7 @@ def log(state_dir: str, by: str, argv: list[str]) -> None:
 
 REAL_DIR = "real"
 STOP_TIMEOUT = 30.0
+START_TIMEOUT = 10.0
 
 
 def _real_file(state_dir: str, name: str, suffix: str) -> str:
@@ -134,6 +135,12 @@ def real_start(state_dir: str, name: str) -> None:
     )
     with open(_real_file(state_dir, name, "pid"), "w") as file:
         file.write(str(process.pid))
+    # systemd returns once a simple service's process runs: wait for the supervisor's word.
+    import time  # noqa: PLC0415
+
+    deadline = time.monotonic() + START_TIMEOUT
+    while _read(state) == "starting" and _alive(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def real_stop(state_dir: str, name: str) -> None:

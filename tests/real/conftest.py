@@ -1,5 +1,6 @@
 """Fixtures of the real-Hockeypuck tier: the built daemon, a LAN of test hosts, PostgreSQL.
 
+Set HOCKEYPUCK_REAL_KEEP=1 to keep the units' files (config, logs, trees) after the tests.
 Without the source or without root these tests skip, with the reason; under `CI` they fail
 instead, so CI can never be green without them.
 """
@@ -85,7 +86,7 @@ def real_postgres(lan: Lan) -> Iterator[PostgresServer]:
         server.stop()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def make_deployment(
     hockeypuck: hockeypuck_build.Build, lan: Lan, real_postgres: PostgresServer
 ) -> Iterator[Callable[[str], Deployment]]:
@@ -103,4 +104,7 @@ def make_deployment(
     yield make
     for deployment in made:
         deployment.stop()
-    shutil.rmtree(base, ignore_errors=True)
+    if os.environ.get("HOCKEYPUCK_REAL_KEEP"):
+        print(f"kept the units' files in {base}")  # noqa: T201
+    else:
+        shutil.rmtree(base, ignore_errors=True)

@@ -16,6 +16,7 @@ import json
 import os
 import shlex
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -25,6 +26,7 @@ from typing import Any
 
 from charmlibs.snap import _client as snap_client
 import yaml
+from psycopg.conninfo import make_conninfo
 from ops import testing
 
 import charm
@@ -126,6 +128,18 @@ class RealUnit:
 
         return fake_systemctl_cli.real_active(str(self.systemctl.state_dir), snap_layout.SERVICE)
 
+    def flush_tree(self) -> None:
+        """Make the daemon apply its pending prefix-tree changes now.
+
+        Hockeypuck queues tree changes and applies them when recon next runs (at the next
+        gossip, up to a minute away): an incoming recon connection, here one from loopback
+        that closes at once, is enough.
+        """
+        with netns.entered(self.host.netns), socket.create_connection(
+            ("127.0.0.1", snap_layout.RECON_PORT), timeout=5
+        ):
+            pass
+
     @contextlib.contextmanager
     def machine(self) -> Iterator[None]:
         """Make this process look like the unit's machine while a hook runs."""
@@ -177,6 +191,17 @@ class Deployment:
         postgres.create_role(DB_USER, DB_PASSWORD)
         postgres.create_database(self.database_name, owner=DB_USER)
 
+    def conninfo(self) -> str:
+        """A libpq connection string for the deployment's database, as its user."""
+        return make_conninfo(
+            host=self.postgres.host,
+            port=self.postgres.port,
+            dbname=self.database_name,
+            user=DB_USER,
+            password=DB_PASSWORD,
+            sslmode="disable",
+        )
+
     # Units
 
     def add_unit(self) -> RealUnit:
@@ -194,7 +219,7 @@ class Deployment:
         systemctl = FakeSystemctl(workdir / "systemctl")
         systemctl.write_wrapper(bin_dir)
         # A Unix socket path must stay under 108 bytes.
-        socket = Path(tempfile.mkdtemp(prefix="hkp-real-")) / "snapd.socket"
+        socket = Path(tempfile.mkdtemp(prefix="hkp-sock-")) / "snapd.socket"
         snapd = FakeSnapd(socket, {}, systemctl=systemctl, root=root)
         snap_cli = [sys.executable, "-S", "-I", fake_snap_cli.__file__, str(socket)]
         snap_cli.append(str(workdir / "snap-cli.log"))

@@ -24,6 +24,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_TARBALL = REPO_ROOT.parent / "shared/hockeypuck/hockeypuck-2.3.3.tar.xz"
 VERSION = "2.3.3"
 COMMANDS = ("hockeypuck", "hockeypuck-load", "hockeypuck-dump", "hockeypuck-pbuild")
+# The tests' own reader of config files, built inside Hockeypuck's module (see its source).
+SETTINGS_CHECK = "hockeypuck-settings-check"
+SETTINGS_CHECK_SOURCE = Path(__file__).parent / "settings_check/main.go"
 # The project's snap: apps and their wrappers (snap/snapcraft.yaml, snap/local/bin).
 WRAPPERS = REPO_ROOT / "snap/local/bin"
 RECIPE = REPO_ROOT / "snap/snapcraft.yaml"
@@ -117,12 +120,18 @@ def build() -> Build:
     src = source()
     go = go_command()
     version = _go_version(go)
-    target = _cache_root() / f"{VERSION}-{_checksum(src)[:16]}-{version}"
+    checker = hashlib.sha256(SETTINGS_CHECK_SOURCE.read_bytes()).hexdigest()[:8]
+    target = _cache_root() / f"{VERSION}-{_checksum(src)[:16]}-{checker}-{version}"
     result = Build(target / "bin", target / "templates", target / "www")
-    if all(result.binary(name).exists() for name in COMMANDS) and result.templates.is_dir():
+    wanted = (*COMMANDS, SETTINGS_CHECK)
+    if all(result.binary(name).exists() for name in wanted) and result.templates.is_dir():
         return result
     with tempfile.TemporaryDirectory(prefix="hockeypuck-build-") as scratch:
-        tree = _unpack(src, Path(scratch)) if src.is_file() else src
+        if src.is_file():
+            tree = _unpack(src, Path(scratch))
+        else:
+            tree = Path(scratch) / "source"
+            shutil.copytree(src, tree, symlinks=True)
         staging = Path(scratch) / "out"
         environment = {
             **os.environ,
@@ -134,7 +143,10 @@ def build() -> Build:
             "GOPATH": str(Path(scratch) / "gopath"),
             "PATH": f"{go.parent}{os.pathsep}{os.environ.get('PATH', '')}",
         }
-        packages = [f"./server/cmd/{name}" for name in COMMANDS]
+        checker_dir = tree / "src/hockeypuck/server/cmd" / SETTINGS_CHECK
+        checker_dir.mkdir(exist_ok=True)
+        shutil.copy(SETTINGS_CHECK_SOURCE, checker_dir / "main.go")
+        packages = [f"./server/cmd/{name}" for name in wanted]
         subprocess.run(
             [
                 str(go),
