@@ -233,16 +233,17 @@ def block_keys(
     if stored and signer is not None:
         keyserver.health()
     added = store.block(valid, reason)
-    deleted: set[str] = set()
     if stored and signer is not None:
-        deleted = _delete_all([fp for fp in valid if fp in stored], keyserver, signer)
+        _delete_all([fp for fp in valid if fp in stored], keyserver, signer)
     failure = None
     if added and apply_blocklist is not None:
         try:
             apply_blocklist()
         except Exception as error:  # noqa: BLE001 - reported in the action's failure message
             failure = error
-    deleted.update(store.purge(valid))
+    # Whatever was stored is gone now, deleted by Hockeypuck or purged (by this call, or by
+    # the reconcile that applied the list); a key that came back since is purged here.
+    deleted = stored | set(store.purge(valid))
     outcome = {
         fingerprint: (
             (BLOCKED_DELETED if fingerprint in added else ALREADY_BLOCKED_DELETED)
@@ -261,8 +262,8 @@ def block_keys(
     return results
 
 
-def _delete_all(to_delete: list[str], keyserver: KeyServer, signer: Signer) -> set[str]:
-    """Signed deletes through Hockeypuck, which keep its prefix tree right; those deleted.
+def _delete_all(to_delete: list[str], keyserver: KeyServer, signer: Signer) -> None:
+    """Signed deletes through Hockeypuck, which keep its prefix tree right.
 
     Best effort: a key that Hockeypuck does not delete is purged from the database after.
     """
@@ -270,18 +271,16 @@ def _delete_all(to_delete: list[str], keyserver: KeyServer, signer: Signer) -> s
         upload = keyserver.add_key(signer.public_key)
     except (HkpError, GpgError) as error:
         logger.warning("could not upload the admin key, purging instead: %s", error)
-        return set()
+        return
     if upload.refused:
         logger.warning("Hockeypuck refused the admin key (is it blocked?), purging instead")
-        return set()
-    deleted = set()
+        return
     for fingerprint in to_delete:
         try:
-            if _delete(fingerprint, keyserver, signer):
-                deleted.add(fingerprint)
+            if not _delete(fingerprint, keyserver, signer):
+                logger.warning("Hockeypuck did not delete %s, purging it", fingerprint)
         except (HkpError, GpgError) as error:
             logger.warning("could not delete %s through Hockeypuck: %s", fingerprint, error)
-    return deleted
 
 
 def _delete(fingerprint: str, keyserver: KeyServer, signer: Signer) -> bool:
