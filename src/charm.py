@@ -141,6 +141,7 @@ class HockeypuckCharm(ops.CharmBase):
             unit_address=address,
             peer_units=peers.other_units(peer_relation),
             proxy_hostname=(urlsplit(proxy_urls[0]).hostname or "") if proxy_urls else "",
+            machine_hostname=self.workload.machine_hostname(refresh=setup_machine),
             charm_admin_key=admin_key_store.fingerprint(peer_relation, self.app),
             blocked_fingerprints=self.workload.cached_blocklist(),
             web_layout=self.workload.web_layout(),

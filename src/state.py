@@ -266,6 +266,7 @@ class CharmState:
     unit_address: str | None = None
     peer_units: tuple[PeerUnit, ...] = ()
     proxy_hostname: str = ""
+    machine_hostname: str = ""
     charm_admin_key: str = ""
     blocked_fingerprints: tuple[str, ...] = ()
     # (templates, web root) as the daemon sees them; None: the snap has none, use built-ins.
@@ -280,8 +281,9 @@ class CharmState:
 
     @property
     def public_hostname(self) -> str:
-        """The name users reach this keyserver by: the config, else HAProxy's, else none."""
-        return self.config.hostname or self.proxy_hostname
+        """The name users reach this keyserver by: the config, else HAProxy's, else the
+        machine's (Hockeypuck writes it into every key it serves)."""
+        return self.config.hostname or self.proxy_hostname or self.machine_hostname
 
     @property
     def recon_partners(self) -> tuple[ReconPartner, ...]:
@@ -304,9 +306,13 @@ class CharmState:
 
     @property
     def allowed_cidrs(self) -> tuple[str, ...]:
-        """Addresses allowed to reconcile with this unit: the other units, then the config."""
-        units = [str(ipaddress.ip_network(unit.address)) for unit in self.peer_units]
-        return tuple(dict.fromkeys([*units, *self.config.allowed_recon_cidrs]))
+        """Networks allowed to reconcile with this unit besides its named partners.
+
+        Hockeypuck lets every partner in by its address already, and it matches `allowCIDRs`
+        before the partners: a partner inside one of these networks is taken for an anonymous
+        peer (its stats never show an incoming recon). So only the operator's networks.
+        """
+        return tuple(dict.fromkeys(self.config.allowed_recon_cidrs))
 
 
 def _host_port(host: str, port: int) -> str:

@@ -162,12 +162,12 @@ def with_peers() -> CharmState:
     )
 
 
-def test_peer_units_are_partners_and_allowed():
+def test_peer_units_are_partners_not_allowed_networks():
     hockeypuck = as_hockeypuck_reads_it(with_peers())["hockeypuck"]
 
     assert hockeypuck["hostname"] == "keys.example.com"
     recon = hockeypuck["conflux"]["recon"]
-    assert recon["allowCIDRs"] == ["10.0.0.11/32", "fd00::12/128"]
+    assert recon["allowCIDRs"] == []
     # This unit's own address, listed as an external peer too, is not its own partner.
     assert recon["partner"] == {
         "hockeypuck-1": {"httpAddr": "10.0.0.11:11371", "reconAddr": "10.0.0.11:11370"},
