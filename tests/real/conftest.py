@@ -89,15 +89,15 @@ def real_postgres(lan: Lan) -> Iterator[PostgresServer]:
 @pytest.fixture(scope="module")
 def make_deployment(
     hockeypuck: hockeypuck_build.Build, lan: Lan, real_postgres: PostgresServer
-) -> Iterator[Callable[[str], Deployment]]:
+) -> Iterator[Callable[..., Deployment]]:
     """Deployments of the charm (stopped at the end of the test)."""
     made: list[Deployment] = []
     base = Path(tempfile.mkdtemp(prefix="hkp-real-"))
 
-    def make(name: str) -> Deployment:
+    def make(name: str, bare: bool = False) -> Deployment:
         workdir = base / name
         workdir.mkdir()
-        deployment = Deployment(name, lan, real_postgres, workdir)
+        deployment = Deployment(name, lan, real_postgres, workdir, bare=bare)
         made.append(deployment)
         return deployment
 

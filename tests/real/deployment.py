@@ -20,6 +20,8 @@ import socket
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -119,6 +121,20 @@ class RealUnit:
         """A URL on this unit."""
         return f"http://{self.host.ipv4}:{port}{path}"
 
+    def get(self, path: str, port: int = snap_layout.HKP_PORT) -> tuple[int, str]:
+        """Status and body of a GET on this unit (any status)."""
+        try:
+            with urllib.request.urlopen(self.url(path, port), timeout=10) as page:
+                return page.status, page.read().decode(errors="replace")
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode(errors="replace")
+
+    def stats(self) -> dict[str, Any]:
+        """The stats page as JSON (`op=stats&options=mr`)."""
+        status, body = self.get("/pks/lookup?op=stats&options=mr")
+        assert status == 200, body
+        return json.loads(body)
+
     def running(self) -> bool:
         """Whether the daemon runs now."""
         unit = self.systemctl.unit(snap_layout.SERVICE)
@@ -171,8 +187,11 @@ class RealUnit:
 class Deployment:
     """One application of the charm, its database relation, and its units."""
 
-    def __init__(self, name: str, lan: Lan, postgres: PostgresServer, workdir: Path):
+    def __init__(
+        self, name: str, lan: Lan, postgres: PostgresServer, workdir: Path, bare: bool = False
+    ):
         self.name = name
+        self.bare = bare
         self.lan = lan
         self.postgres = postgres
         self.workdir = workdir
@@ -211,7 +230,7 @@ class Deployment:
         workdir = self.workdir / f"unit-{index}"
         root = workdir / "root"
         snap_dir = root / "snap" / snap_layout.SNAP_NAME
-        hockeypuck_build.install_snap_tree(self.build, snap_dir / SNAP_REVISION)
+        hockeypuck_build.install_snap_tree(self.build, snap_dir / SNAP_REVISION, bare=self.bare)
         (snap_dir / "current").symlink_to(SNAP_REVISION)
         (root / "var/snap" / snap_layout.SNAP_NAME / SNAP_REVISION).mkdir(parents=True)
         bin_dir = workdir / "bin"

@@ -171,23 +171,26 @@ def build() -> Build:
     return result
 
 
-def install_snap_tree(built: Build, snap_dir: Path) -> None:
+def install_snap_tree(built: Build, snap_dir: Path, bare: bool = False) -> None:
     """Lay out `snap_dir` (a revision of /snap/hockeypuck) as the project's recipe installs it.
 
     Binaries in usr/bin, templates and web root in usr/share/hockeypuck, the project's own
     wrappers in bin/, and meta/snap.yaml from the recipe (name, version, apps, slots).
+    `bare`: without web files and without the `logs` slot (as a snap that ships neither).
     """
     usr_bin = snap_dir / "usr/bin"
     usr_bin.mkdir(parents=True, exist_ok=True)
     for name in COMMANDS:
         (usr_bin / name).symlink_to(built.binary(name))
-    share = snap_dir / "usr/share/hockeypuck"
-    share.mkdir(parents=True, exist_ok=True)
-    (share / "templates").symlink_to(built.templates)
-    (share / "www").symlink_to(built.webroot)
+    if not bare:
+        share = snap_dir / "usr/share/hockeypuck"
+        share.mkdir(parents=True, exist_ok=True)
+        (share / "templates").symlink_to(built.templates)
+        (share / "www").symlink_to(built.webroot)
     shutil.copytree(WRAPPERS, snap_dir / "bin")
     recipe = yaml.safe_load(RECIPE.read_text())
-    meta = {key: recipe[key] for key in ("name", "version", "apps", "slots") if key in recipe}
+    kept = ("name", "version", "apps") if bare else ("name", "version", "apps", "slots")
+    meta = {key: recipe[key] for key in kept if key in recipe}
     (snap_dir / "meta").mkdir(exist_ok=True)
     (snap_dir / "meta/snap.yaml").write_text(yaml.safe_dump(meta))
 
