@@ -97,6 +97,12 @@ def _port(text: str, line: str) -> int:
     return int(text)
 
 
+# Hockeypuck's gossipIntervalSecs: its default, and the range the charm accepts.
+DEFAULT_GOSSIP_INTERVAL = 60
+MIN_GOSSIP_INTERVAL = 5
+MAX_GOSSIP_INTERVAL = 86400
+
+
 @dataclass(frozen=True)
 class CharmConfig:
     """The operator's config, validated and normalised."""
@@ -113,6 +119,7 @@ class CharmConfig:
     allowed_recon_cidrs: tuple[str, ...] = ()
     rate_limit_per_minute: int = 0
     rate_limit_policy: str = "reject"
+    gossip_interval: int = DEFAULT_GOSSIP_INTERVAL
 
     @classmethod
     def from_config(cls, config: ConfigData) -> CharmConfig:
@@ -141,6 +148,9 @@ class CharmConfig:
                 "rate-limit-policy",
                 str(config.get("rate-limit-policy", "reject")),
                 RATE_LIMIT_POLICIES,
+            ),
+            gossip_interval=_gossip_interval(
+                config.get("recon-gossip-interval", DEFAULT_GOSSIP_INTERVAL)
             ),
         )
 
@@ -239,6 +249,16 @@ def _choice(option: str, value: str, choices: tuple[str, ...]) -> str:
     if choice not in choices:
         raise InvalidConfigError(option, f"{value!r} is not one of {', '.join(choices)}")
     return choice
+
+
+def _gossip_interval(value: object) -> int:
+    seconds = _positive_int("recon-gossip-interval", value)
+    if not MIN_GOSSIP_INTERVAL <= seconds <= MAX_GOSSIP_INTERVAL:
+        raise InvalidConfigError(
+            "recon-gossip-interval",
+            f"{seconds} is not between {MIN_GOSSIP_INTERVAL} and {MAX_GOSSIP_INTERVAL} seconds",
+        )
+    return seconds
 
 
 def _positive_int(option: str, value: object) -> int:

@@ -100,6 +100,7 @@ def test_full_config_key_by_key():
                     "httpAddr": ":11371",
                     "reconAddr": ":11370",
                     "allowCIDRs": ["192.0.2.0/24", "2001:db8:1::/48"],
+                    "gossipIntervalSecs": 60,
                     "leveldb": {"path": "/var/snap/hockeypuck/common/ptree"},
                     "partner": {
                         "keyserver-example-net-11370": {
@@ -147,6 +148,7 @@ def test_minimal_config_key_by_key():
         "httpAddr": ":11371",
         "reconAddr": ":11370",
         "allowCIDRs": [],
+        "gossipIntervalSecs": 60,
         "leveldb": {"path": "/var/snap/hockeypuck/common/ptree"},
     }
 
