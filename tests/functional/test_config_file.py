@@ -101,6 +101,7 @@ def test_full_config_key_by_key():
                     "reconAddr": ":11370",
                     "allowCIDRs": ["192.0.2.0/24", "2001:db8:1::/48"],
                     "gossipIntervalSecs": 60,
+                    "seenCacheSize": 0,
                     "leveldb": {"path": "/var/snap/hockeypuck/common/ptree"},
                     "partner": {
                         "keyserver-example-net-11370": {
@@ -149,6 +150,7 @@ def test_minimal_config_key_by_key():
         "reconAddr": ":11370",
         "allowCIDRs": [],
         "gossipIntervalSecs": 60,
+        "seenCacheSize": 0,
         "leveldb": {"path": "/var/snap/hockeypuck/common/ptree"},
     }
 

@@ -397,8 +397,13 @@ class Deployment:
         """`juju deploy -n units` with the database relation: bring every unit up."""
         for _ in range(units):
             self.add_unit()
+        self.start()
+
+    def start(self) -> None:
+        """Bring up every unit added so far (the leader first), then let relation data settle."""
         for unit in self.units:
-            self.bring_up(unit)
+            if unit.state is None:
+                self.bring_up(unit)
         self.settle()
 
     def bring_up(self, unit: RealUnit) -> None:
