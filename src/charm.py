@@ -203,8 +203,10 @@ class HockeypuckCharm(ops.CharmBase):
         return store
 
     def _purge_blocked_keys(self, store: blocklist.PostgresBlocklist) -> None:
-        """Delete blocked keys that are stored (recon can bring one back before every unit
-        runs with the new `blacklist`); the daemon here already refuses them."""
+        """Delete blocked keys that are stored (the daemon here already refuses them).
+
+        Recon can bring a blocked key back before every unit runs with the new `blacklist`.
+        """
         blocked = self.workload.cached_blocklist()
         if not blocked:
             return

@@ -239,7 +239,7 @@ def block_keys(
     if added and apply_blocklist is not None:
         try:
             apply_blocklist()
-        except Exception as error:  # noqa: BLE001 - reported in the action's failure message
+        except Exception as error:
             failure = error
     # Whatever was stored is gone now, deleted by Hockeypuck or purged (by this call, or by
     # the reconcile that applied the list); a key that came back since is purged here.
@@ -284,8 +284,10 @@ def _delete_all(to_delete: list[str], keyserver: KeyServer, signer: Signer) -> N
 
 
 def _delete(fingerprint: str, keyserver: KeyServer, signer: Signer) -> bool:
-    """Signed delete of one key; whether it is gone afterwards (Hockeypuck answers 200 even
-    when it deleted nothing)."""
+    """Signed delete of one key; whether it is gone afterwards.
+
+    Hockeypuck answers 200 even when it deleted nothing (a key in its `blacklist`).
+    """
     search = f"0x{fingerprint}"
     try:
         armored = keyserver.get_key(search)

@@ -301,8 +301,10 @@ class CharmState:
 
     @property
     def public_hostname(self) -> str:
-        """The name users reach this keyserver by: the config, else HAProxy's, else the
-        machine's (Hockeypuck writes it into every key it serves)."""
+        """The name users reach this keyserver by: the config, else HAProxy's, else the machine's.
+
+        Hockeypuck writes it into every key it serves.
+        """
         return self.config.hostname or self.proxy_hostname or self.machine_hostname
 
     @property

@@ -14,7 +14,9 @@ is most of a call's cost).
 A unit can also be real (the real-Hockeypuck tests): when `STATE_DIR/real/UNIT.argv` exists
 (a JSON list), starting the unit starts that command line, a supervisor that runs the real
 daemon (tests/real/service_supervisor.py), in its own session; stopping it sends SIGTERM and
-waits until it is gone; `is-active` is true while the supervisor reports the daemon running. State: `STATE_DIR/units`, one line per unit,
+waits until it is gone; `is-active` is true while the supervisor reports the daemon running.
+
+State: `STATE_DIR/units`, one line per unit,
 `name active enabled failed broken` as 0/1. Log: `STATE_DIR/calls.log`, one line per call,
 `by<TAB>arg<TAB>arg...` where `by` is `systemctl` or `snapd`.
 """
@@ -249,9 +251,7 @@ def main(state_dir: str, argv: list[str]) -> int:
             return 1
         units = read_units(state_dir)
         if verb.startswith("is-"):
-            return _query(
-                state_dir, verb, names, units, quiet="--quiet" in flags or "-q" in flags
-            )
+            return _query(state_dir, verb, names, units, quiet="--quiet" in flags or "-q" in flags)
         missing = [name for name in names if name not in units]
         if missing:
             return _missing(verb, missing[0])

@@ -24,7 +24,6 @@ from hkp_client import (
     SignatureRejectedError,
     delete_keytext,
 )
-from key_actions import ActionFailedError
 from relations.database import DatabaseCredentials
 from tests.functional import hockeypuck_db
 from tests.functional.hkp_double import HkpDouble, parse_keys

@@ -105,6 +105,6 @@ def make_deployment(
     for deployment in made:
         deployment.stop()
     if os.environ.get("HOCKEYPUCK_REAL_KEEP"):
-        print(f"kept the units' files in {base}")  # noqa: T201
+        print(f"kept the units' files in {base}")
     else:
         shutil.rmtree(base, ignore_errors=True)

@@ -26,10 +26,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from charmlibs.snap import _client as snap_client
 import yaml
-from psycopg.conninfo import make_conninfo
+from charmlibs.snap import _client as snap_client
 from ops import testing
+from psycopg.conninfo import make_conninfo
 
 import charm
 import snap_layout
@@ -51,7 +51,7 @@ RESTART_DELAY = 5.0
 TOOLS = ("load", "dump", "pbuild", "reload")
 DB_USER = "relation-3"
 # A password that crosses every layer of Hockeypuck's config parsing: Go template, TOML, DSN.
-DB_PASSWORD = "p{{w}} \"q\" \\ 'x' #%$"  # noqa: S105 - a test password
+DB_PASSWORD = "p{{w}} \"q\" \\ 'x' #%$"
 PEER_RELATION_ID = 1
 DB_RELATION_ID = 2
 ENDPOINTS = (peers.ENDPOINT, database.ENDPOINT, "haproxy-route", "cos-agent")
@@ -124,7 +124,7 @@ class RealUnit:
     def get(self, path: str, port: int = snap_layout.HKP_PORT) -> tuple[int, str]:
         """Status and body of a GET on this unit (any status)."""
         try:
-            with urllib.request.urlopen(self.url(path, port), timeout=10) as page:
+            with urllib.request.urlopen(self.url(path, port), timeout=10) as page:  # noqa: S310
                 return page.status, page.read().decode(errors="replace")
         except urllib.error.HTTPError as error:
             return error.code, error.read().decode(errors="replace")
@@ -151,8 +151,9 @@ class RealUnit:
         gossip, up to a minute away): an incoming recon connection, here one from loopback
         that closes at once, is enough.
         """
-        with netns.entered(self.host.netns), socket.create_connection(
-            ("127.0.0.1", snap_layout.RECON_PORT), timeout=5
+        with (
+            netns.entered(self.host.netns),
+            socket.create_connection(("127.0.0.1", snap_layout.RECON_PORT), timeout=5),
         ):
             pass
 
@@ -323,7 +324,9 @@ class Deployment:
             id=PEER_RELATION_ID,
             local_app_data=dict(self.peer_app_data),
             local_unit_data=dict(unit.peer_data),
-            peers_data={other.index: dict(other.peer_data) for other in self.units if other is not unit},
+            peers_data={
+                other.index: dict(other.peer_data) for other in self.units if other is not unit
+            },
         )
         db = testing.Relation(
             database.ENDPOINT,
@@ -353,7 +356,9 @@ class Deployment:
             workload_version=previous.workload_version if previous else "",
         )
 
-    def run(self, unit: RealUnit, event: Callable[[testing.Context, testing.State], Any]) -> testing.State:
+    def run(
+        self, unit: RealUnit, event: Callable[[testing.Context, testing.State], Any]
+    ) -> testing.State:
         """Run one hook on the unit and keep what it wrote where Juju would."""
         state = self._state(unit)
         with unit.machine():
@@ -373,7 +378,7 @@ class Deployment:
     def hook(
         self, unit: RealUnit, name: str, endpoint: str | None = None, remote: int = 0
     ) -> testing.State:
-        """Run a hook by name (`install`, `config_changed`, ...; relation hooks need `endpoint`)."""
+        """Run a hook by name (`install`, `config_changed`...; relation hooks need `endpoint`)."""
 
         def event(ctx: testing.Context, state: testing.State) -> Any:
             factory = getattr(ctx.on, name)
@@ -440,7 +445,7 @@ class Deployment:
             self.hook(unit, "config_changed")
         self.settle()
 
-    def statuses(self) -> dict[str, testing.StatusBase]:
+    def statuses(self) -> dict[str, Any]:
         """Each unit's last status."""
         return {unit.name: unit.state.unit_status for unit in self.units if unit.state}
 

@@ -71,9 +71,10 @@ def _checksum(path: Path) -> str:
                 digest.update(block)
         expected = path.parent / "SHA256SUMS"
         if expected.is_file():
-            sums = dict(
-                reversed(line.split(maxsplit=1)) for line in expected.read_text().splitlines()
-            )
+            sums = {}
+            for line in expected.read_text().splitlines():
+                checksum, _, name = line.partition("  ")
+                sums[name.strip()] = checksum
             wanted = sums.get(path.name)
             if wanted is not None and wanted != digest.hexdigest():
                 raise SourceMissingError(f"{path} does not match its SHA256SUMS entry")

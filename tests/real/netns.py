@@ -93,7 +93,7 @@ class Lan:
 @contextlib.contextmanager
 def entered(netns: str) -> Iterator[None]:
     """Run this thread (and the processes it starts) in the namespace, then come back."""
-    own = os.open(f"/proc/thread-self/ns/net", os.O_RDONLY)
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
     target = os.open(Path("/run/netns") / netns, os.O_RDONLY)
     try:
         if _libc.setns(target, CLONE_NEWNET) != 0:

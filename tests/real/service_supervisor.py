@@ -111,7 +111,7 @@ def main(argv: list[str]) -> int:
     enter(spec)
     if argv[1:2] == ["--once"]:
         os.chdir(spec["cwd"])
-        os.execve(argv[2], argv[2:], {**spec["env"], "PATH": spec["env"]["PATH"]})
+        os.execve(argv[2], argv[2:], spec["env"])  # noqa: S606 - what `snap run` does
     return supervise(spec)
 
 

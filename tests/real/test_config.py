@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from ops import testing
@@ -26,7 +26,9 @@ def hosts(lan: Lan) -> dict[str, TestHost]:
 
 
 @pytest.fixture(scope="module")
-def configured(make_deployment: Callable[..., Deployment], hosts: dict[str, TestHost]) -> Deployment:
+def configured(
+    make_deployment: Callable[..., Deployment], hosts: dict[str, TestHost]
+) -> Deployment:
     deployment = make_deployment("config")
     deployment.config.update(
         {
@@ -115,13 +117,11 @@ def test_metrics_answer_on_the_metrics_port(unit: RealUnit):
 
 def recon_attempt(unit: RealUnit, client: TestHost) -> None:
     """Open a recon connection to the unit from the client host, then close it."""
-    with netns.entered(client.netns):
-        with socket.create_connection((unit.host.ipv4, snap_layout.RECON_PORT), timeout=5) as conn:
-            conn.settimeout(2)
-            try:
-                conn.recv(64)
-            except TimeoutError:
-                pass
+    address = (unit.host.ipv4, snap_layout.RECON_PORT)
+    with netns.entered(client.netns), socket.create_connection(address, timeout=5) as conn:
+        conn.settimeout(2)
+        with contextlib.suppress(TimeoutError):
+            conn.recv(64)
 
 
 def log_lines(unit: RealUnit, *words: str) -> list[str]:

@@ -169,6 +169,6 @@ def test_a_blocked_key_is_gone_everywhere_and_stays_gone(main: Deployment, outsi
 
 
 def test_report_the_measurements():
-    print()  # noqa: T201
+    print()
     for what, seconds in MEASURED.items():
-        print(f"measured: {what}: {seconds:.1f} s ({seconds / GOSSIP:.1f} gossip intervals)")  # noqa: T201
+        print(f"measured: {what}: {seconds:.1f} s ({seconds / GOSSIP:.1f} gossip intervals)")

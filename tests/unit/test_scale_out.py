@@ -34,7 +34,9 @@ def recon(root: Path) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("units", [1, 2, 5])
-def test_every_other_unit_is_a_partner_and_not_in_allowed_cidrs(ctx: testing.Context, root: Path, units: int):
+def test_every_other_unit_is_a_partner_and_not_in_allowed_cidrs(
+    ctx: testing.Context, root: Path, units: int
+):
     peers = peer_relation(units)
 
     ctx.run(ctx.on.config_changed(), ready_state(peers))

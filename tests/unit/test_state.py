@@ -149,7 +149,10 @@ def test_hostname_is_lower_cased():
     assert config.hostname == "keys.example.com"
 
 
-@pytest.mark.parametrize(("value", "valid"), [(5, True), (60, True), (86400, True), (4, False), (86401, False), (0, False), (True, False)])
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [(5, True), (60, True), (86400, True), (4, False), (86401, False), (0, False), (True, False)],
+)
 def test_recon_gossip_interval_bounds(value: object, valid: bool):
     config = {"snap-channel": "latest/edge", "recon-gossip-interval": value}
     if valid:
