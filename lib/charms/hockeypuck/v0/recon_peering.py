@@ -355,13 +355,11 @@ def _without(
     network: Network, host: ipaddress.IPv4Address | ipaddress.IPv6Address
 ) -> list[Network]:
     """The network less one address: itself if the address is not in it."""
-    if isinstance(network, ipaddress.IPv4Network) and isinstance(host, ipaddress.IPv4Address):
-        if host in network:
-            return list(network.address_exclude(ipaddress.IPv4Network(host)))
-    elif isinstance(network, ipaddress.IPv6Network) and isinstance(host, ipaddress.IPv6Address):
-        if host in network:
-            return list(network.address_exclude(ipaddress.IPv6Network(host)))
-    return [network]
+    if host not in network:  # also when their IP versions differ
+        return [network]
+    if isinstance(network, ipaddress.IPv4Network):
+        return list(network.address_exclude(ipaddress.IPv4Network(host)))
+    return list(network.address_exclude(ipaddress.IPv6Network(host)))
 
 
 class ReconPartnersChangedEvent(ops.EventBase):
