@@ -303,24 +303,36 @@ class ReconPartners:
     refused: tuple[RefusedReconData, ...] = ()
 
 
+def parse_remote_unit(
+    relation_name: str, relation_id: int, unit_name: str, data: Mapping[str, str]
+) -> RemoteReconUnit | None:
+    """Read one remote unit's databag; None when it has not published anything yet.
+
+    Raises:
+        InvalidReconDataError: a key is missing or a value is invalid.
+    """
+    if not any(key in data for key in PUBLISHED_KEYS):
+        return None
+    published = ReconAddress.from_databag(data)
+    subnets = parse_networks(data.get(EGRESS_SUBNETS_KEY, ""))
+    return RemoteReconUnit(relation_name, relation_id, unit_name, published, subnets)
+
+
 def read_partners(relations: Iterable[ops.Relation]) -> ReconPartners:
     """Read the remote units of these relations, in relation id and unit name order."""
     units: list[RemoteReconUnit] = []
     refused: list[RefusedReconData] = []
     for relation in sorted(relations, key=lambda relation: relation.id):
         for unit in sorted(relation.units, key=lambda unit: unit.name):
-            data = relation.data[unit]
-            if not any(key in data for key in PUBLISHED_KEYS):
-                continue  # joined, has not published yet
             try:
-                published = ReconAddress.from_databag(data)
-                subnets = parse_networks(data.get(EGRESS_SUBNETS_KEY, ""))
+                remote = parse_remote_unit(
+                    relation.name, relation.id, unit.name, relation.data[unit]
+                )
             except InvalidReconDataError as error:
                 refused.append(RefusedReconData(relation.name, relation.id, unit.name, str(error)))
                 continue
-            units.append(
-                RemoteReconUnit(relation.name, relation.id, unit.name, published, subnets)
-            )
+            if remote is not None:
+                units.append(remote)
     return ReconPartners(tuple(units), tuple(refused))
 
 
