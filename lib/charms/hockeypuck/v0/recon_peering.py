@@ -51,15 +51,21 @@ class HockeypuckCharm(ops.CharmBase):
         framework.observe(self.recon.on.partners_changed, self._reconcile)
 
     def _reconcile(self, _):
+        # A Kubernetes charm passes public_address: its Service's external address.
         self.recon.publish(nodename="hockeypuck-eu-0", http_port=11371, recon_port=11370)
         remote = self.recon.partners()
-        for unit in remote.units:  # one [hockeypuck.conflux.recon.partner.<name>] each
-            print(unit.partner_name, unit.published.http_addr, unit.published.recon_addr)
+        partners = {  # one [hockeypuck.conflux.recon.partner."<name>"] table each
+            unit.partner_name: (unit.published.http_addr, unit.published.recon_addr)
+            for unit in remote.units
+        }
+        # Pass the addresses of all the charm's partners, its own ones too.
         allow = networks_to_allow(remote.units, [u.published.address for u in remote.units])
-        for refused in remote.refused:  # tell the operator, e.g. with a Blocked status
-            print(refused)
+        write_config(partners, allow_cidrs=[str(network) for network in allow])
+        if remote.refused:  # the other units are in use meanwhile
+            self.unit.status = ops.BlockedStatus(f"refused recon data of {remote.refused[0]}")
 ```
 
+Fetch it with `charmcraft fetch-lib charms.hockeypuck.v0.recon_peering`.
 The library needs only `ops` (no PYDEPS).
 """
 
@@ -387,7 +393,7 @@ class ReconPeeringEvents(ops.ObjectEvents):
 class ReconPeering(ops.Object):
     """Both ends of the `hockeypuck-recon` interface for one charm."""
 
-    on = ReconPeeringEvents()  # pyright: ignore[reportAssignmentType]
+    on = ReconPeeringEvents()
 
     def __init__(self, charm: ops.CharmBase, endpoints: Sequence[str]):
         super().__init__(charm, "recon-peering")
