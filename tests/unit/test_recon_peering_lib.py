@@ -314,3 +314,57 @@ def test_every_relation_event_asks_for_a_reconcile(keyserver: testing.Context[Ke
 
     assert len(KeyserverCharm.seen) == len(events)
     assert KeyserverCharm.seen[-1] == recon_peering.ReconPartners()  # broken: gone
+
+
+def test_nothing_is_published_while_juju_has_no_ingress_address(
+    keyserver: testing.Context[KeyserverCharm],
+):
+    relation = testing.Relation("recon-peers")
+    no_address = testing.Network("recon-peers", bind_addresses=[], ingress_addresses=[])
+
+    out = keyserver.run(
+        keyserver.on.relation_created(relation),
+        testing.State(relations={relation}, networks={no_address}),
+    )
+
+    assert "nodename" not in out.get_relation(relation.id).local_unit_data
+
+
+def test_nothing_is_published_while_network_get_fails(
+    keyserver: testing.Context[KeyserverCharm], monkeypatch: pytest.MonkeyPatch
+):
+    relation = testing.Relation("recon-peers")
+
+    def fails(_: ops.Binding) -> ops.Network:
+        raise ops.ModelError("ERROR relation 3 not found")
+
+    monkeypatch.setattr(ops.Binding, "network", property(fails))
+    out = keyserver.run(
+        keyserver.on.relation_created(relation), testing.State(relations={relation})
+    )
+
+    assert "nodename" not in out.get_relation(relation.id).local_unit_data
+
+
+def test_unchanged_data_is_not_written_again(
+    keyserver: testing.Context[KeyserverCharm], monkeypatch: pytest.MonkeyPatch
+):
+    relation = testing.Relation("recon-peers")
+    first = keyserver.run(
+        keyserver.on.relation_created(relation), testing.State(relations={relation})
+    )
+    writes: list[str] = []
+
+    with keyserver(keyserver.on.update_status(), first) as manager:
+        databag = manager.charm.model.relations["recon-peers"][0].data[manager.charm.unit]
+        write = type(databag).__setitem__
+
+        def recording(self: ops.RelationDataContent, key: str, value: str) -> None:
+            writes.append(key)
+            write(self, key, value)
+
+        monkeypatch.setattr(type(databag), "__setitem__", recording)
+        manager.charm.recon.publish("keyserver-0", 8080, 11370)
+        manager.charm.recon.publish("keyserver-1", 8080, 11370)
+
+    assert writes == ["nodename"]
