@@ -13,8 +13,9 @@ import admin_key_store
 import blocklist
 import snap_layout
 from actions import KeyserverActions
+from charms.hockeypuck.v0.recon_peering import ReconPeering
 from hockeypuck_config import TEMPLATES_DIR, render, render_key
-from relations import database, haproxy_route, peers
+from relations import database, haproxy_route, peers, recon
 from relations.binding import ingress_address
 from relations.cos_agent import CosAgentProvider
 from state import CharmConfig, CharmState, InvalidConfigError
@@ -31,6 +32,7 @@ EXPECTED_FAILURES = (
     database.DatabaseRelationMissingError,
     database.DatabaseNotReadyError,
     peers.VersionMismatchError,
+    recon.RefusedReconDataError,
     WorkloadError,
 )
 
@@ -77,6 +79,8 @@ class HockeypuckCharm(ops.CharmBase):
                 relation_events.relation_broken,
             ):
                 framework.observe(event, self._on_change)
+        self.recon = ReconPeering(self, recon.ENDPOINTS)
+        framework.observe(self.recon.on.partners_changed, self._on_change)
         framework.observe(self.on.collect_unit_status, self._on_collect_status)
         self.cos_agent = CosAgentProvider(self, self.workload_root)
         self.actions = KeyserverActions(self, self.workload, self.apply_config_now)
@@ -126,6 +130,11 @@ class HockeypuckCharm(ops.CharmBase):
         if self.unit.is_leader():
             admin_key_store.ensure(self.model, peer_relation)
         proxy_urls = self._publish_route(config, routine)
+        if not routine:
+            nodename = peers.nodename(self.unit)
+            recon.publish(
+                self.recon, nodename, config.recon_public_address, config.recon_public_port
+            )
         relation = self.model.get_relation(database.ENDPOINT)
         if relation is None:
             self.workload.stop()
@@ -134,6 +143,7 @@ class HockeypuckCharm(ops.CharmBase):
             database.request_database(relation, self.app)
         credentials = database.read_credentials(self.model, relation, refresh=not routine)
         store = None if routine else self._refresh_blocklist(credentials)
+        remote = self.recon.partners()
         state = CharmState(
             config=config,
             database=credentials,
@@ -146,6 +156,7 @@ class HockeypuckCharm(ops.CharmBase):
             blocked_fingerprints=self.workload.cached_blocklist(),
             web_layout=self.workload.web_layout(),
             log_file=self.workload.log_file(),
+            remote_partners=remote.units,
         )
         templates = self.charm_dir / TEMPLATES_DIR
         self.workload.write_config_for(
@@ -156,6 +167,7 @@ class HockeypuckCharm(ops.CharmBase):
         if store is not None:
             self._purge_blocked_keys(store)
         peers.check_same_minor_version(self.workload.installed_version(), state.peer_units)
+        recon.check_refused(remote)
         if proxy_urls:
             return f"serving {', '.join(proxy_urls)}"
         if self.model.get_relation(haproxy_route.ENDPOINT) is not None:

@@ -104,15 +104,15 @@ def test_full_config_key_by_key():
                     "seenCacheSize": 0,
                     "leveldb": {"path": "/var/snap/hockeypuck/common/ptree"},
                     "partner": {
-                        "keyserver-example-net-11370": {
+                        "keyserver.example.net:11370": {
                             "httpAddr": "keyserver.example.net:11371",
                             "reconAddr": "keyserver.example.net:11370",
                         },
-                        "10-9-9-9-8081": {
+                        "10.9.9.9:8081": {
                             "httpAddr": "10.9.9.9:8080",
                             "reconAddr": "10.9.9.9:8081",
                         },
-                        "2001-db8--5-11370": {
+                        "[2001:db8::5]:11370": {
                             "httpAddr": "[2001:db8::5]:11371",
                             "reconAddr": "[2001:db8::5]:11370",
                         },
@@ -176,7 +176,7 @@ def test_peer_units_are_partners_not_allowed_networks():
     assert recon["partner"] == {
         "hockeypuck-1": {"httpAddr": "10.0.0.11:11371", "reconAddr": "10.0.0.11:11370"},
         "hockeypuck-2": {"httpAddr": "[fd00::12]:11371", "reconAddr": "[fd00::12]:11370"},
-        "keys-example-org-11370": {
+        "keys.example.org:11370": {
             "httpAddr": "keys.example.org:11371",
             "reconAddr": "keys.example.org:11370",
         },

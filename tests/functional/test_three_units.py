@@ -48,7 +48,7 @@ def test_each_unit_reconciles_with_the_other_two_and_never_itself(nodename: str)
             name: {"httpAddr": f"{address}:11371", "reconAddr": f"{address}:11370"}
             for name, address in others.items()
         },
-        "keyserver-example-net-11370": {
+        "keyserver.example.net:11370": {
             "httpAddr": "keyserver.example.net:11371",
             "reconAddr": "keyserver.example.net:11370",
         },

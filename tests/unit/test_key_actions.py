@@ -789,13 +789,13 @@ def test_rebuild_key_count_failure_is_unknown(tmp_path: Path):
 
 def test_key_actions_does_not_import_psycopg():
     code = "import sys, key_actions, blocklist; print('psycopg' in sys.modules)"
-    src = str(Path(__file__).parents[2] / "src")
+    repo = Path(__file__).parents[2]
     result = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         check=True,
-        env={"PYTHONPATH": src},
+        env={"PYTHONPATH": f"{repo / 'src'}:{repo / 'lib'}"},  # as the charm's dispatch
     )
     assert result.stdout.strip() == "False"
 

@@ -113,7 +113,7 @@ def test_external_peers_and_allowed_cidrs(ctx: testing.Context, root: Path):
 
     section = recon(root)
     # 10.0.0.1 is unit 1: it is already a partner and not listed twice.
-    assert list(section["partner"]) == ["hockeypuck-1", "keyserver-example-net-11370"]
+    assert list(section["partner"]) == ["hockeypuck-1", "keyserver.example.net:11370"]
     assert section["allowCIDRs"] == ["198.51.100.0/24", "203.0.113.7/32"]
 
 
