@@ -35,7 +35,7 @@ import charm
 import snap_layout
 import workload
 from hkp_client import HkpClient
-from relations import database, peers
+from relations import database, peers, recon
 from tests.functional import fake_snap_cli
 from tests.functional.fake_snapd import FakeSnapd, write_snap_file
 from tests.functional.fake_systemctl import FakeSystemctl
@@ -54,7 +54,7 @@ DB_USER = "relation-3"
 DB_PASSWORD = "p{{w}} \"q\" \\ 'x' #%$"
 PEER_RELATION_ID = 1
 DB_RELATION_ID = 2
-ENDPOINTS = (peers.ENDPOINT, database.ENDPOINT, "haproxy-route", "cos-agent")
+ENDPOINTS = (peers.ENDPOINT, database.ENDPOINT, "haproxy-route", "cos-agent", *recon.ENDPOINTS)
 SETTLE_ROUNDS = 6
 
 
@@ -64,6 +64,16 @@ def charm_root(directory: Path) -> Path:
     for name in ("src", "templates"):
         (directory / name).symlink_to(REPO_ROOT / name)
     return directory
+
+
+@dataclasses.dataclass(frozen=True)
+class Link:
+    """A relation between two deployments (`juju integrate a:endpoint b:remote_endpoint`)."""
+
+    relation_id: int
+    endpoint: str
+    other: Deployment
+    remote_endpoint: str
 
 
 @dataclasses.dataclass
@@ -79,6 +89,8 @@ class RealUnit:
     socket: Path
     state: testing.State | None = None
     peer_data: dict[str, str] = dataclasses.field(default_factory=dict)
+    # This unit's databag on each relation with another deployment, by relation id.
+    link_data: dict[int, dict[str, str]] = dataclasses.field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -200,6 +212,7 @@ class Deployment:
         self.model = testing.Model(name=f"keyserver-{name}")
         self.config: dict[str, str | int | bool] = {}
         self.units: list[RealUnit] = []
+        self.links: list[Link] = []
         self.peer_app_data: dict[str, str] = {}
         self.db_app_data: dict[str, str] = {}
         self.app_secrets: list[testing.Secret] = []
@@ -344,7 +357,7 @@ class Deployment:
         return testing.State(
             config=dict(self.config),
             leader=leader,
-            relations={peer, db},
+            relations={peer, db, *(self._link_relation(unit, link) for link in self.links)},
             networks=self._networks(unit),
             secrets={self.db_secret, *self.app_secrets},
             resources={testing.Resource(name=charm.SNAP_RESOURCE, path=self.snap_file)},
@@ -355,6 +368,35 @@ class Deployment:
             unit_status=previous.unit_status if previous else testing.UnknownStatus(),
             workload_version=previous.workload_version if previous else "",
         )
+
+    def _link_relation(self, unit: RealUnit, link: Link) -> testing.Relation:
+        """The unit's view of a relation with another deployment, as Juju would give it."""
+        return testing.Relation(
+            link.endpoint,
+            id=link.relation_id,
+            remote_app_name=link.other.name,
+            remote_model_uuid=link.other.model.uuid,
+            local_unit_data=dict(unit.link_data.get(link.relation_id, {})),
+            remote_units_data={
+                other.index: {
+                    **other.link_data.get(link.relation_id, {}),
+                    "egress-subnets": f"{other.host.ipv4}/32",
+                    "ingress-address": other.host.ipv4,
+                    "private-address": other.host.ipv4,
+                }
+                for other in link.other.units
+            },
+        )
+
+    def integrate(self, endpoint: str, other: Deployment, remote_endpoint: str) -> None:
+        """`juju integrate self:endpoint other:remote_endpoint` (cross-model: each its own)."""
+        relation_id = 100 + len(self.links) + len(other.links)
+        self.links.append(Link(relation_id, endpoint, other, remote_endpoint))
+        other.links.append(Link(relation_id, remote_endpoint, self, endpoint))
+        for deployment in (self, other):
+            for unit in deployment.units:
+                deployment.hook(unit, "relation_created", _endpoint(deployment, relation_id))
+        settle(self, other)
 
     def run(
         self, unit: RealUnit, event: Callable[[testing.Context, testing.State], Any]
@@ -370,6 +412,9 @@ class Deployment:
         unit.state = out
         peer = out.get_relation(PEER_RELATION_ID)
         unit.peer_data = dict(peer.local_unit_data)
+        for link in self.links:
+            relation = out.get_relation(link.relation_id)
+            unit.link_data[link.relation_id] = dict(relation.local_unit_data)
         if unit.index == 0:
             self.peer_app_data = dict(peer.local_app_data)
             self.db_app_data = dict(out.get_relation(DB_RELATION_ID).local_app_data)
@@ -384,7 +429,7 @@ class Deployment:
             factory = getattr(ctx.on, name)
             if endpoint is None:
                 return factory()
-            relation = state.get_relations(endpoint)[0]
+            (relation, *_) = state.get_relations(endpoint)
             if name == "relation_created":
                 return factory(relation)
             return factory(relation, remote_unit=remote)
@@ -424,19 +469,28 @@ class Deployment:
     def settle(self) -> None:
         """Relation-changed on every unit until no databag changes (as Juju would deliver)."""
         for _ in range(SETTLE_ROUNDS):
-            before = self._databags()
+            before = self.databags()
             for unit in self.units:
                 for other in self.units:
                     if other is not unit:
                         self.hook(unit, "relation_changed", peers.ENDPOINT, other.index)
-            if self._databags() == before:
+            if self.databags() == before:
                 return
         raise AssertionError(f"{self.name}: relation data did not settle")
 
-    def _databags(self) -> str:
+    def databags(self) -> str:
         return json.dumps(
-            [self.peer_app_data, *(unit.peer_data for unit in self.units)], sort_keys=True
+            [self.peer_app_data, *((u.peer_data, u.link_data) for u in self.units)],
+            sort_keys=True,
+            default=str,
         )
+
+    def deliver_links(self) -> None:
+        """relation-changed on every unit for every remote unit of every link."""
+        for link in self.links:
+            for unit in self.units:
+                for other in link.other.units:
+                    self.hook(unit, "relation_changed", link.endpoint, other.index)
 
     def configure(self, **options: str | int | bool) -> None:
         """`juju config`: config-changed on every unit, then relation data settles."""
@@ -454,6 +508,22 @@ class Deployment:
         for unit in self.units:
             unit.stop()
             shutil.rmtree(unit.socket.parent, ignore_errors=True)
+
+
+def _endpoint(deployment: Deployment, relation_id: int) -> str:
+    return next(link.endpoint for link in deployment.links if link.relation_id == relation_id)
+
+
+def settle(*deployments: Deployment) -> None:
+    """Deliver relation data between linked deployments until nothing changes."""
+    for _ in range(SETTLE_ROUNDS):
+        before = [deployment.databags() for deployment in deployments]
+        for deployment in deployments:
+            deployment.deliver_links()
+            deployment.settle()
+        if [deployment.databags() for deployment in deployments] == before:
+            return
+    raise AssertionError("relation data between the deployments did not settle")
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str, step: float = 0.5) -> float:
