@@ -68,7 +68,7 @@ def test_a_key_uploaded_to_one_side_reaches_the_other(sides: tuple[Deployment, D
     wait_for(lambda: us_unit.stats()["Total"] == expected, DEADLINE, "us's prefix tree")
     total = time.monotonic() - start
     print(
-        f"\nmeasured: key in the other side's database after {elapsed:.1f} s, in its tree "  # noqa: T201
+        f"\nmeasured: key in the other side's database after {elapsed:.1f} s, in its tree "
         f"after {total:.1f} s (gossip interval {GOSSIP} s)"
     )
     us_unit.client().get_key(f"0x{BOB}")
