@@ -12,16 +12,20 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from ops import testing
 
+import snap_layout
 from blocklist import reversed_fingerprint
 from hkp_client import KeyNotFoundError
+from tests.promql_names import SCRAPE_SERIES, exported_metric_names, queried_metric_names
 from tests.real.deployment import Deployment, RealUnit, wait_for
 from tests.real.keys import ALICE, BOB, CAROL, armored
+from tests.unit.test_observability_files import dashboard_exprs, rules
 
 GOSSIP = 10  # seconds
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -122,6 +126,25 @@ def test_every_pair_of_units_reconciles_as_named_partners(main: Deployment):
     MEASURED["every pair of units reconciled"] = time.monotonic() - start
     for unit in main.units:
         assert "weight=0, addr=" not in anonymous_recon_lines(unit)
+
+
+def test_every_metric_the_rules_and_dashboard_query_is_exported(
+    main: Deployment, tmp_path: Path
+):
+    scrapes = []
+    for unit in main.units:
+        status, body = unit.get(snap_layout.METRICS_PATH, port=snap_layout.METRICS_PORT)
+        assert status == 200
+        scrape = tmp_path / f"{unit.index}.txt"
+        scrape.write_text(body)
+        scrapes.append(scrape)
+    exported = exported_metric_names(tuple(scrapes)) | SCRAPE_SERIES
+    queried = set().union(
+        *(queried_metric_names(expr) for expr in dashboard_exprs()),
+        *(queried_metric_names(rule["expr"]) for rule in rules()),
+    )
+
+    assert queried - exported == set()
 
 
 def incoming_or_outgoing(a: RealUnit, b: RealUnit) -> bool:
