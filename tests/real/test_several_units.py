@@ -128,9 +128,7 @@ def test_every_pair_of_units_reconciles_as_named_partners(main: Deployment):
         assert "weight=0, addr=" not in anonymous_recon_lines(unit)
 
 
-def test_every_metric_the_rules_and_dashboard_query_is_exported(
-    main: Deployment, tmp_path: Path
-):
+def test_every_metric_the_rules_and_dashboard_query_is_exported(main: Deployment, tmp_path: Path):
     scrapes = []
     for unit in main.units:
         status, body = unit.get(snap_layout.METRICS_PATH, port=snap_layout.METRICS_PORT)
