@@ -31,6 +31,7 @@ EXPECTED_FAILURES = (
     database.DatabaseRelationMissingError,
     database.DatabaseNotReadyError,
     peers.VersionMismatchError,
+    haproxy_route.RouteRefusedError,
     WorkloadError,
 )
 
@@ -57,6 +58,7 @@ class HockeypuckCharm(ops.CharmBase):
         super().__init__(framework)
         self.workload = Hockeypuck(self.workload_root)
         self._status: ops.StatusBase | None = None
+        self._failure: Exception | None = None
         for event in (self.on.install, self.on.config_changed):
             framework.observe(event, self._on_machine_change)
         framework.observe(self.on.upgrade_charm, self._on_upgrade_charm)
@@ -106,26 +108,35 @@ class HockeypuckCharm(ops.CharmBase):
         except EXPECTED_FAILURES as error:
             logger.warning("not serving: %s", error)
             self._status = status_for(error)
+            self._failure = error
         else:
             self._status = ops.ActiveStatus(message)
+            self._failure = None
 
     def apply_config_now(self) -> None:
         """Reconcile from an action, re-reading the block list; raise if not serving after."""
         self._reconcile()
-        status = self._status
-        if not isinstance(status, ops.ActiveStatus):
-            why = status.message if status is not None else "unknown"
-            raise ServiceError(f"the new config is not applied: {why}")
+        # A route HAProxy refused is no reason to fail: the config is applied here.
+        if self._failure is not None and not isinstance(
+            self._failure, haproxy_route.RouteRefusedError
+        ):
+            raise ServiceError(f"the new config is not applied: {self._failure}")
 
     def _apply(self, setup_machine: bool, routine: bool, update_snap: bool) -> str:
         """Bring the unit to the wanted state; returns the message of the Active status."""
+        route_relation = self.model.get_relation(haproxy_route.ENDPOINT)
+        if route_relation is not None and not routine:
+            # First, before anything that can fail: one unit without an address makes HAProxy
+            # refuse the whole relation, every unit's backend with it.
+            address = ingress_address(self.model, haproxy_route.ENDPOINT)
+            haproxy_route.publish_address(route_relation, self.unit, address)
         config = CharmConfig.from_config(self.config)
         revision = self._ensure_snap(config, setup_machine, update_snap)
         peer_relation = self.model.get_relation(peers.ENDPOINT)
         address = self._peer_address(peer_relation, routine)
         if self.unit.is_leader():
             admin_key_store.ensure(self.model, peer_relation)
-        proxy_urls = self._publish_route(config, routine)
+        proxy_urls = self._publish_route(route_relation, config, routine)
         relation = self.model.get_relation(database.ENDPOINT)
         if relation is None:
             self.workload.stop()
@@ -154,11 +165,7 @@ class HockeypuckCharm(ops.CharmBase):
         )
         self.workload.ensure_running(revision)
         peers.check_same_minor_version(self.workload.installed_version(), state.peer_units)
-        if proxy_urls:
-            return f"serving {', '.join(proxy_urls)}"
-        if self.model.get_relation(haproxy_route.ENDPOINT) is not None:
-            return "haproxy has not published the route yet"
-        return ""
+        return haproxy_route.route_message(route_relation, config.hostname, self.app.name)
 
     def _peer_address(self, peer_relation: ops.Relation | None, routine: bool) -> str | None:
         """This unit's address, published to the other units (read back on routine hooks)."""
@@ -197,13 +204,11 @@ class HockeypuckCharm(ops.CharmBase):
         except blocklist.BlocklistError as error:
             logger.warning("using the cached block list: %s", error)
 
-    def _publish_route(self, config: CharmConfig, routine: bool) -> tuple[str, ...]:
-        """Ask HAProxy for the HKP route; returns the URLs it serves it on (once it says)."""
-        relation = self.model.get_relation(haproxy_route.ENDPOINT)
-        if relation is None or routine:
-            return haproxy_route.endpoints(relation)
-        route = None
-        if self.unit.is_leader():
+    def _publish_route(
+        self, relation: ops.Relation | None, config: CharmConfig, routine: bool
+    ) -> tuple[str, ...]:
+        """Ask HAProxy for the HKP route (leader); the URLs it serves it on (once it says)."""
+        if relation is not None and not routine and self.unit.is_leader():
             rate_limit = None
             if config.rate_limit_per_minute:
                 rate_limit = haproxy_route.RateLimit(
@@ -216,8 +221,7 @@ class HockeypuckCharm(ops.CharmBase):
                 health_path=snap_layout.HEALTH_PATH,
                 rate_limit=rate_limit,
             )
-        address = ingress_address(self.model, haproxy_route.ENDPOINT)
-        haproxy_route.publish(relation, self.app, self.unit, route, address)
+            haproxy_route.publish_route(relation, self.app, route)
         return haproxy_route.endpoints(relation)
 
     def _check_snap_source(self, config: CharmConfig, revision: str) -> None:

@@ -555,14 +555,15 @@ def _module_names() -> dict[str, str]:
 def status_templates() -> dict[str, dict[str, bool]]:
     """Regular expressions of every status message the code can set, by status kind.
 
-    Direct `ops.<Kind>Status("...")` messages, the Active message `_apply` returns, and every
+    Direct `ops.<Kind>Status("...")` messages, the Active messages `_apply` and the route's
+    `route_message` return, and every
     message of an exception that `status_for` shows, wrapped the way `status_for` wraps it.
     Each maps to whether it is generic: `status_for`'s own wrappers, whose `.+` stands for any
     error; a documented message matches a generic one only with a `<...>` in that place.
     """
     import charm  # noqa: PLC0415
     import workload  # noqa: PLC0415
-    from relations import peers  # noqa: PLC0415
+    from relations import haproxy_route, peers  # noqa: PLC0415
     from state import InvalidConfigError  # noqa: PLC0415
 
     names = _module_names()
@@ -574,7 +575,12 @@ def status_templates() -> dict[str, dict[str, bool]]:
 
     sentinel, second = "\x00", "\x01"
     shown: dict[str, tuple[str, str]] = {}  # exception class -> (kind, wrapper)
-    for error_class in (workload.SnapError, workload.ServiceError, peers.VersionMismatchError):
+    for error_class in (
+        workload.SnapError,
+        workload.ServiceError,
+        peers.VersionMismatchError,
+        haproxy_route.RouteRefusedError,
+    ):
         name = error_class.__name__
         status = charm.status_for(error_class(sentinel))
         shown[name] = (status.name, re.escape(status.message).replace(re.escape(sentinel), "{}"))
@@ -589,7 +595,7 @@ def status_templates() -> dict[str, dict[str, bool]]:
     for option, why in _option_checks(names):
         add(invalid.name, invalid_wrapper.format(option=option, why=why))
     for node, generic in _status_code():
-        if isinstance(node, ast.FunctionDef) and node.name == "_apply":
+        if isinstance(node, ast.FunctionDef) and node.name in ("_apply", "route_message"):
             for message in _returned_strings(node):
                 if pattern := _pattern(message, names):
                     add("active", pattern)
