@@ -17,6 +17,7 @@ from hockeypuck_config import TEMPLATES_DIR, render, render_key
 from relations import database, haproxy_route, peers
 from relations.binding import ingress_address
 from relations.cos_agent import CosAgentProvider
+from rolling import RestartPendingError, RollingRestart
 from state import CharmConfig, CharmState, InvalidConfigError
 from workload import LOCAL_REVISION_PREFIX, Hockeypuck, ServiceError, WorkloadError
 
@@ -32,6 +33,7 @@ EXPECTED_FAILURES = (
     database.DatabaseNotReadyError,
     peers.VersionMismatchError,
     haproxy_route.RouteRefusedError,
+    RestartPendingError,
     WorkloadError,
 )
 
@@ -44,6 +46,8 @@ def status_for(error: Exception) -> ops.StatusBase:
         return ops.BlockedStatus("needs a database relation")
     if isinstance(error, database.DatabaseNotReadyError):
         return ops.WaitingStatus("waiting for database credentials")
+    if isinstance(error, RestartPendingError):
+        return ops.WaitingStatus("waiting to restart (rolling restart, one unit at a time)")
     if isinstance(error, ServiceError):
         return ops.BlockedStatus(f"{error} (see journalctl -u {snap_layout.SERVICE})")
     return ops.BlockedStatus(str(error))  # the snap, a version mismatch: the message says all
@@ -81,6 +85,9 @@ class HockeypuckCharm(ops.CharmBase):
                 framework.observe(event, self._on_change)
         framework.observe(self.on.collect_unit_status, self._on_collect_status)
         self.cos_agent = CosAgentProvider(self, self.workload_root)
+        self.restarts = RollingRestart(
+            self, peers.ENDPOINT, self._restart_in_turn, self.workload_root / "var/lib/rollingops"
+        )
         self.actions = KeyserverActions(self, self.workload, self.apply_config_now)
 
     def _on_machine_change(self, _: ops.EventBase) -> None:
@@ -101,10 +108,14 @@ class HockeypuckCharm(ops.CharmBase):
             event.add_status(self._status)
 
     def _reconcile(
-        self, setup_machine: bool = False, routine: bool = False, update_snap: bool = False
+        self,
+        setup_machine: bool = False,
+        routine: bool = False,
+        update_snap: bool = False,
+        restart_now: bool = False,
     ) -> None:
         try:
-            message = self._apply(setup_machine, routine, update_snap)
+            message = self._apply(setup_machine, routine, update_snap, restart_now)
         except EXPECTED_FAILURES as error:
             logger.warning("not serving: %s", error)
             self._status = status_for(error)
@@ -113,16 +124,34 @@ class HockeypuckCharm(ops.CharmBase):
             self._status = ops.ActiveStatus(message)
             self._failure = None
 
+    def _applied(self) -> bool:
+        """Whether the last reconcile applied the config (a route HAProxy refused is no bar)."""
+        return self._failure is None or isinstance(self._failure, haproxy_route.RouteRefusedError)
+
     def apply_config_now(self) -> None:
-        """Reconcile from an action, re-reading the block list; raise if not serving after."""
-        self._reconcile()
-        # A route HAProxy refused is no reason to fail: the config is applied here.
-        if self._failure is not None and not isinstance(
-            self._failure, haproxy_route.RouteRefusedError
-        ):
+        """Reconcile from an action, re-reading the block list; raise if not serving after.
+
+        The operator asked for it on this unit: it restarts at once, without waiting its turn.
+        """
+        self._reconcile(restart_now=True)
+        if not self._applied():
             raise ServiceError(f"the new config is not applied: {self._failure}")
 
-    def _apply(self, setup_machine: bool, routine: bool, update_snap: bool) -> str:
+    def _restart_in_turn(self) -> bool:
+        """The rolling restart's callback: restart now; True once Hockeypuck answers again."""
+        self._reconcile(restart_now=True)
+        try:
+            self.workload.wait_serving()
+        except ServiceError as error:
+            logger.warning("not serving after a restart in turn: %s", error)
+            if self._applied():  # else the reconcile's own failure says more
+                self._status, self._failure = status_for(error), error
+            return False
+        return True
+
+    def _apply(
+        self, setup_machine: bool, routine: bool, update_snap: bool, restart_now: bool
+    ) -> str:
         """Bring the unit to the wanted state; returns the message of the Active status."""
         route_relation = self.model.get_relation(haproxy_route.ENDPOINT)
         if route_relation is not None and not routine:
@@ -163,9 +192,20 @@ class HockeypuckCharm(ops.CharmBase):
             render_key(state, templates),
             lambda: render(state, templates, self.workload.template_cache_dir),
         )
-        self.workload.ensure_running(revision)
+        waits = self._ensure_running(revision, restart_now)
         peers.check_same_minor_version(self.workload.installed_version(), state.peer_units)
-        return haproxy_route.route_message(route_relation, config.hostname, self.app.name)
+        message = haproxy_route.route_message(route_relation, config.hostname, self.app.name)
+        if waits:
+            raise RestartPendingError()
+        return message
+
+    def _ensure_running(self, revision: str, restart_now: bool) -> bool:
+        """Run the service; True when its restart waits for this unit's turn instead."""
+        if not restart_now and self.workload.needs_restart(revision) and not self.restarts.alone():
+            self.restarts.request()
+            return True
+        self.workload.ensure_running(revision)
+        return False
 
     def _peer_address(self, peer_relation: ops.Relation | None, routine: bool) -> str | None:
         """This unit's address, published to the other units (read back on routine hooks)."""

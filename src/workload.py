@@ -40,6 +40,8 @@ RestartSec=5s
 
 # Seconds to wait after a (re)start before checking the daemon stayed up (RestartSec is 5).
 SETTLE_SECONDS = 3.0
+# Seconds a unit restarted in its turn of a rolling restart waits for `/pks/health`.
+HEALTH_TIMEOUT = 120.0
 LOCAL_REVISION_PREFIX = "x"  # snapd's revisions of snaps installed from a file: x1, x2, ...
 
 
@@ -262,6 +264,29 @@ class Hockeypuck:
 
     # The service
 
+    def needs_restart(self, revision: str) -> bool:
+        """Whether the running service runs another config or snap revision than wanted."""
+        content = self._read_config()
+        if content is None or self._applied() == _wanted(content, revision):
+            return False
+        return self.is_running()
+
+    def wait_serving(self) -> None:
+        """Wait until the daemon answers `/pks/health`.
+
+        Raises:
+            ServiceError: it does not within HEALTH_TIMEOUT seconds.
+        """
+        import hkp_client  # noqa: PLC0415 - only for a restart in a rolling restart
+
+        try:
+            wait_healthy(HEALTH_TIMEOUT)
+        except hkp_client.ServiceNotReadyError as error:
+            raise ServiceError(
+                f"restarted, but no answer on {snap_layout.HEALTH_PATH} within"
+                f" {HEALTH_TIMEOUT:.0f} s: the other units wait to restart ({error})"
+            ) from error
+
     def ensure_running(self, revision: str) -> bool:
         """Run the service with the config on disk, restarting only if it runs something else.
 
@@ -274,9 +299,7 @@ class Hockeypuck:
         content = self._read_config()
         if content is None:
             raise ServiceError(f"{self.config_path} does not exist")
-        applied = self._applied()
-        wanted = {"config": _digest(content), "revision": revision}
-        restarted = applied != wanted
+        restarted = self._applied() != _wanted(content, revision)
         try:
             if restarted:
                 systemd.service_enable(snap_layout.SERVICE)
@@ -348,7 +371,7 @@ class Hockeypuck:
         return json.loads(text) if text else None
 
     def _record_applied(self, content: str | None, revision: str) -> None:
-        record = {"config": _digest(content or ""), "revision": revision}
+        record = _wanted(content or "", revision)
         _write_atomic(self._state_dir / "applied.json", json.dumps(record), mode=0o600)
 
 
@@ -404,6 +427,18 @@ def _ensure_gnupg() -> None:
 def settle() -> None:
     """Give a just (re)started daemon the time to fail, if it is going to."""
     time.sleep(SETTLE_SECONDS)
+
+
+def wait_healthy(timeout: float) -> None:
+    """Wait until the local daemon answers `/pks/health` (raises ServiceNotReadyError)."""
+    import hkp_client  # noqa: PLC0415
+
+    hkp_client.HkpClient().wait_ready(timeout)
+
+
+def _wanted(content: str, revision: str) -> dict[str, str]:
+    """What the running daemon must have been started with: config digest and snap revision."""
+    return {"config": _digest(content), "revision": revision}
 
 
 def tool_error(stderr: str, returncode: int) -> str:

@@ -655,11 +655,12 @@ def _called_on(functions: list[ast.FunctionDef], receiver: str) -> set[str]:
 def _status_code() -> Iterator[tuple[ast.AST, bool]]:
     """(node, inside status_for) for the code a unit's status can come from.
 
-    That is what `_reconcile` runs in the charm and in the workload, plus the state and the
+    That is what `_reconcile` and the rolling restart's callback run in the charm and in the
+    workload, plus the state and the
     relation modules; actions (which fail with a message instead) are left out.
     """
     charm_methods = _methods(SRC / "charm.py", "HockeypuckCharm")
-    charm_reached = _reachable(charm_methods, {"_reconcile"}, "self")
+    charm_reached = _reachable(charm_methods, {"_reconcile", "_restart_in_turn"}, "self")
     workload_methods = _methods(SRC / "workload.py", "Hockeypuck")
     workload_roots = _called_on([charm_methods[name] for name in charm_reached], "self.workload")
     workload_reached = _reachable(workload_methods, workload_roots, "self")

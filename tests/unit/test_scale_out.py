@@ -69,26 +69,43 @@ def test_unit_publishes_its_address_and_version(ctx: testing.Context):
     }
 
 
-def test_join_and_depart_restart_once_each(
+def test_join_and_depart_restart_once_each_in_its_turn(
     ctx: testing.Context, systemctl: FakeSystemd, root: Path
 ):
     two = peer_relation(2)
     ctx.run(ctx.on.config_changed(), ready_state(two))
+    started = systemctl.restarts
     three = peer_relation(3, id=two.id)
-    with_three = ready_state(three)
 
-    ctx.run(ctx.on.relation_joined(three, remote_unit=2), with_three)
-    ctx.run(ctx.on.relation_changed(three, remote_unit=2), with_three)
-    ctx.run(ctx.on.update_status(), with_three)
-    assert systemctl.restarts == 2
+    joined = ctx.run(ctx.on.relation_joined(three, remote_unit=2), ready_state(three))
+    asked = joined.get_relation(three.id).local_unit_data
+    granted = peer_relation(
+        3, id=two.id, local_unit_data=asked, local_app_data={"granted_unit": "hockeypuck/0"}
+    )
+    ctx.run(ctx.on.relation_changed(granted, remote_unit=2), ready_state(granted))
+    ctx.run(ctx.on.update_status(), ready_state(granted))
+
+    assert joined.unit_status == testing.WaitingStatus(
+        "waiting to restart (rolling restart, one unit at a time)"
+    )
+    assert asked["state"] == "request"
+    assert systemctl.restarts == started + 1
     assert set(recon(root)["partner"]) == {"hockeypuck-1", "hockeypuck-2"}
 
     departed = peer_relation(2, id=two.id)
-    back_to_two = ready_state(departed)
-    ctx.run(ctx.on.relation_departed(departed, remote_unit=2, departing_unit=2), back_to_two)
-    ctx.run(ctx.on.leader_elected(), back_to_two)
+    left = ctx.run(
+        ctx.on.relation_departed(departed, remote_unit=2, departing_unit=2),
+        ready_state(departed),
+    )
+    granted = peer_relation(
+        2,
+        id=two.id,
+        local_unit_data=left.get_relation(two.id).local_unit_data,
+        local_app_data={"granted_unit": "hockeypuck/0"},
+    )
+    ctx.run(ctx.on.update_status(), ready_state(granted))
 
-    assert systemctl.restarts == 3
+    assert systemctl.restarts == started + 2
     assert set(recon(root)["partner"]) == {"hockeypuck-1"}
 
 

@@ -1,0 +1,330 @@
+"""Rolling restarts: several units, each its own machine, stepped hook by hook.
+
+`Cluster` runs the real charm for each unit with ops.testing and carries the peer relation's
+databags between them as Juju would: what a unit writes in a hook is what the others read in
+their next one. The lock is charmlibs-rollingops' own (peer mode); its worker process, which
+dispatches the leader's own turn, is faked at `subprocess.Popen` (conftest's `worker`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from charmlibs import snap, systemd
+from ops import testing
+
+import charm
+import rolling
+import workload
+from tests.unit.conftest import (
+    FakeSnapd,
+    FakeSystemd,
+    FakeWorker,
+    config_file,
+    make_charm_root,
+    ready_state,
+)
+
+PEERS = "hockeypuck-peers"
+PEER_ID = 900
+WAITING = testing.WaitingStatus("waiting to restart (rolling restart, one unit at a time)")
+SYSTEMD_CALLS = (
+    "service_running",
+    "service_restart",
+    "service_start",
+    "service_stop",
+    "service_enable",
+    "service_disable",
+    "daemon_reload",
+)
+
+
+@dataclasses.dataclass
+class Machine:
+    """One unit's machine: its file system, systemd and snapd."""
+
+    root: Path
+    systemd: FakeSystemd
+    snapd: FakeSnapd
+
+
+class Cluster:
+    """Units of one application; unit 0 is the leader."""
+
+    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int):
+        self.machines = []
+        for index in range(size):
+            root = tmp_path / f"machine-{index}"
+            root.mkdir()
+            fake_systemd = FakeSystemd()
+            self.machines.append(Machine(root, fake_systemd, FakeSnapd(systemd=fake_systemd)))
+        self.current = self.machines[0]
+        self.restart_log: list[int] = []
+        self.app_data: dict[str, str] = {}
+        self.unit_data: dict[int, dict[str, str]] = {index: {} for index in range(size)}
+        self.config: dict[str, Any] = {}
+        self.states = {index: ready_state(leader=index == 0) for index in range(size)}
+        charm_root = make_charm_root(tmp_path / "charm")
+        self.contexts = {
+            index: testing.Context(charm.HockeypuckCharm, charm_root=charm_root, unit_id=index)
+            for index in range(size)
+        }
+        self._monkeypatch = monkeypatch
+        for name in SYSTEMD_CALLS:
+            monkeypatch.setattr(systemd, name, self._on_machine("systemd", name))
+        for name in ("list_one", "ensure_installed", "hold"):
+            monkeypatch.setattr(snap, name, self._on_machine("snapd", name))
+        monkeypatch.setattr(workload, "settle", self._on_machine("systemd", "settle"))
+        monkeypatch.setattr(workload, "wait_healthy", self._on_machine("systemd", "wait_healthy"))
+
+    def _on_machine(self, part: str, name: str) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if name == "service_restart":
+                self.restart_log.append(self.machines.index(self.current))
+            return getattr(getattr(self.current, part), name)(*args, **kwargs)
+
+        return call
+
+    def peer_relation(self, unit: int) -> testing.PeerRelation:
+        others = {index: data for index, data in self.unit_data.items() if index != unit}
+        return testing.PeerRelation(
+            PEERS,
+            id=PEER_ID,
+            local_app_data=dict(self.app_data),
+            local_unit_data={
+                **testing.PeerRelation(PEERS).local_unit_data,
+                **self.unit_data[unit],
+            },
+            peers_data=others,
+        )
+
+    def enter(self, unit: int) -> tuple[testing.State, testing.PeerRelation]:
+        """Switch to a unit's machine; its state, with what the others last wrote."""
+        relation = self.peer_relation(unit)
+        previous = self.states[unit]
+        others = {r for r in previous.relations if r.endpoint != PEERS}
+        state = dataclasses.replace(
+            previous, relations={*others, relation}, config=dict(self.config)
+        )
+        self.current = self.machines[unit]
+        self._monkeypatch.setattr(charm.HockeypuckCharm, "workload_root", self.current.root)
+        return state, relation
+
+    def run(self, unit: int, event: str = "config_changed", remote: int | None = None):
+        """Run one hook on a unit, with what the others last wrote; keep what it writes."""
+        state, relation = self.enter(unit)
+        ctx = self.contexts[unit]
+        if event == "relation_changed":
+            hook = ctx.on.relation_changed(relation, remote_unit=remote)
+        else:
+            hook = getattr(ctx.on, event)()
+        out = ctx.run(hook, state)
+        written = out.get_relation(PEER_ID)
+        self.unit_data[unit] = dict(written.local_unit_data)
+        if unit == 0:
+            self.app_data = dict(written.local_app_data)
+        self.states[unit] = out
+        return out
+
+    def roll(self, limit: int = 30) -> None:
+        """Run the hooks Juju would run until no unit holds or asks for the lock."""
+        for _ in range(limit):
+            granted = self.app_data.get(rolling.GRANTED_KEY, "")
+            asking = any(
+                data.get(rolling.INTENT_KEY, "") not in rolling.IDLE_INTENTS
+                for data in self.unit_data.values()
+            )
+            if not granted and not asking:
+                return
+            unit = int(granted.rsplit("/", 1)[1]) if granted else 0
+            if unit == 0:
+                self.run(0, "update_status")  # the worker's hook, or the next update-status
+            else:
+                self.run(unit, "relation_changed", remote=0)
+                self.run(0, "relation_changed", remote=unit)
+        raise AssertionError("the rolling restart did not finish")
+
+    def status(self, unit: int) -> testing.StatusBase:
+        return self.states[unit].unit_status
+
+    def log_level(self, unit: int) -> str:
+        path = config_file(self.machines[unit].root)
+        return tomllib.loads(path.read_text())["hockeypuck"]["loglevel"]
+
+
+@pytest.fixture
+def cluster(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    blocklist_db: object,
+    admin_keys_made: object,
+    worker: FakeWorker,
+) -> Cluster:
+    three = Cluster(tmp_path, monkeypatch, 3)
+    for unit in (0, 1, 2):
+        three.run(unit, "install")
+    for unit in (0, 1, 2):  # units that joined later changed the others' recon partners
+        three.run(unit, "config_changed")
+    three.roll()
+    three.restart_log.clear()
+    return three
+
+
+def test_units_start_at_once_without_the_lock(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    blocklist_db: object,
+    admin_keys_made: object,
+    worker: FakeWorker,
+):
+    three = Cluster(tmp_path, monkeypatch, 3)
+
+    for unit in (0, 1, 2):
+        three.run(unit, "install")
+
+    assert [m.systemd.running for m in three.machines] == [True, True, True]
+    assert worker.commands == []
+
+
+def test_a_config_change_restarts_one_unit_at_a_time(cluster: Cluster, worker: FakeWorker):
+    cluster.config = {"log-level": "DEBUG"}
+    started_before = len(worker.commands)
+    health_before = [m.systemd.health_waits for m in cluster.machines]
+
+    for unit in (0, 1, 2):
+        cluster.run(unit, "config_changed")
+
+    # Nobody restarted yet: the leader granted itself the lock and started the worker
+    # process, which dispatches its turn in a hook of its own.
+    assert cluster.restart_log == []
+    assert all(cluster.status(unit) == WAITING for unit in (0, 1, 2))
+    assert cluster.app_data[rolling.GRANTED_KEY] == "hockeypuck/0"
+    assert len(worker.commands) == 1 + started_before
+    assert "--unit-name" in worker.commands[0]
+
+    cluster.run(0, "update_status")  # the worker's hook, or the next update-status
+    assert cluster.restart_log == [0]
+    assert cluster.status(0) == testing.ActiveStatus()
+    assert cluster.app_data[rolling.GRANTED_KEY] == "hockeypuck/1"
+    assert cluster.status(1) == WAITING
+
+    cluster.run(1, "relation_changed", remote=0)
+    assert cluster.restart_log == [0, 1]
+    assert cluster.status(1) == testing.ActiveStatus()
+
+    cluster.run(0, "relation_changed", remote=1)
+    assert cluster.app_data[rolling.GRANTED_KEY] == "hockeypuck/2"
+    cluster.run(2, "relation_changed", remote=0)
+    cluster.run(0, "relation_changed", remote=2)
+
+    assert cluster.restart_log == [0, 1, 2]
+    assert [cluster.log_level(unit) for unit in (0, 1, 2)] == ["DEBUG"] * 3
+    assert all(cluster.status(unit) == testing.ActiveStatus() for unit in (0, 1, 2))
+    assert not cluster.app_data.get(rolling.GRANTED_KEY)
+    assert [
+        m.systemd.health_waits - before
+        for m, before in zip(cluster.machines, health_before, strict=True)
+    ] == [1, 1, 1]
+
+
+def test_a_unit_that_does_not_answer_after_its_restart_keeps_the_lock(cluster: Cluster):
+    cluster.config = {"log-level": "DEBUG"}
+    for unit in (1, 2, 0):
+        cluster.run(unit, "config_changed")
+    assert cluster.app_data[rolling.GRANTED_KEY] == "hockeypuck/1"
+    cluster.machines[1].systemd.answers_health = False
+
+    cluster.run(1, "relation_changed", remote=0)
+    cluster.run(0, "relation_changed", remote=1)
+
+    assert cluster.restart_log == [1]
+    assert cluster.status(1) == testing.BlockedStatus(
+        "restarted, but no answer on /pks/health within 120 s: the other units wait to restart"
+        " (connection refused) (see journalctl -u snap.hockeypuck.hockeypuck.service)"
+    )
+    # Its retry comes first: unit 2 does not restart while unit 1 does not answer.
+    assert cluster.app_data[rolling.GRANTED_KEY] == "hockeypuck/1"
+    cluster.run(2, "relation_changed", remote=0)
+    assert cluster.restart_log == [1]
+
+    cluster.machines[1].systemd.answers_health = True
+    cluster.run(1, "relation_changed", remote=0)
+    cluster.run(0, "relation_changed", remote=1)
+    cluster.run(2, "relation_changed", remote=0)
+
+    # The retry found the config applied: it waited for the answer, without restarting.
+    assert cluster.restart_log == [1, 2]
+    assert cluster.status(1) == testing.ActiveStatus()
+
+
+def test_no_op_hooks_ask_for_no_lock_and_restart_nothing(cluster: Cluster):
+    for unit in (0, 1, 2):
+        cluster.run(unit, "update_status")
+        cluster.run(unit, "config_changed")
+        cluster.run(unit, "leader_elected")
+
+    assert cluster.restart_log == []
+    assert all(
+        cluster.unit_data[unit].get(rolling.INTENT_KEY, "") in rolling.IDLE_INTENTS
+        for unit in (0, 1, 2)
+    )
+    assert not cluster.app_data.get(rolling.GRANTED_KEY)
+
+
+def test_the_lock_library_is_not_built_without_rolling_work(ctx: testing.Context):
+    peers = testing.PeerRelation(PEERS, peers_data={1: {"address": "10.0.0.1"}})
+
+    with ctx(ctx.on.update_status(), ready_state(peers)) as manager:
+        manager.run()
+        assert manager.charm.restarts._manager is None
+
+
+def test_importing_the_charm_does_not_import_the_lock_library():
+    code = "import charm, sys; print('charmlibs.rollingops' in sys.modules)"
+    import subprocess  # noqa: PLC0415 - the conftest's fake is not in place here
+
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(Path(charm.__file__).parent)},
+    )
+
+    assert done.stdout.strip() == "False"
+
+
+def test_a_single_unit_restarts_at_once(
+    ctx: testing.Context, systemctl: FakeSystemd, worker: FakeWorker
+):
+    peers = testing.PeerRelation(PEERS)
+    first = ctx.run(ctx.on.config_changed(), ready_state(peers, leader=True))
+    restarts = systemctl.restarts
+
+    out = ctx.run(
+        ctx.on.config_changed(), dataclasses.replace(first, config={"log-level": "DEBUG"})
+    )
+
+    assert systemctl.restarts == restarts + 1
+    assert out.unit_status == testing.ActiveStatus()
+    assert worker.commands == []
+
+
+def test_an_action_restarts_its_own_unit_at_once(cluster: Cluster):
+    cluster.config = {"log-level": "DEBUG"}
+    cluster.run(1, "config_changed")
+    assert cluster.status(1) == WAITING
+
+    ctx = cluster.contexts[1]
+    state, _ = cluster.enter(1)
+    with ctx(ctx.on.update_status(), state) as manager:
+        manager.charm.apply_config_now()
+
+    assert cluster.restart_log == [1]
+    assert cluster.log_level(1) == "DEBUG"
