@@ -9,12 +9,14 @@ dispatches the leader's own turn, is faked at `subprocess.Popen` (conftest's `wo
 from __future__ import annotations
 
 import dataclasses
+import random
 import sys
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import ops
 import pytest
 from charmlibs import snap, systemd
 from ops import testing
@@ -66,6 +68,9 @@ class Cluster:
             self.machines.append(Machine(root, fake_systemd, FakeSnapd(systemd=fake_systemd)))
         self.current = self.machines[0]
         self.restart_log: list[int] = []
+        # Restarts of a running daemon outside the lock's callback (there must be none).
+        self.out_of_turn: list[int] = []
+        self.in_turn = False
         self.app_data: dict[str, str] = {}
         self.unit_data: dict[int, dict[str, str]] = {index: {} for index in range(size)}
         self.config: dict[str, Any] = {}
@@ -82,11 +87,24 @@ class Cluster:
             monkeypatch.setattr(snap, name, self._on_machine("snapd", name))
         monkeypatch.setattr(workload, "settle", self._on_machine("systemd", "settle"))
         monkeypatch.setattr(workload, "wait_healthy", self._on_machine("systemd", "wait_healthy"))
+        callback = rolling.RollingRestart._run
+
+        def in_turn(restarts: rolling.RollingRestart) -> Any:
+            self.in_turn = True
+            try:
+                return callback(restarts)
+            finally:
+                self.in_turn = False
+
+        monkeypatch.setattr(rolling.RollingRestart, "_run", in_turn)
 
     def _on_machine(self, part: str, name: str) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
             if name == "service_restart":
-                self.restart_log.append(self.machines.index(self.current))
+                unit = self.machines.index(self.current)
+                self.restart_log.append(unit)
+                if self.current.systemd.running and not self.in_turn:
+                    self.out_of_turn.append(unit)
             return getattr(getattr(self.current, part), name)(*args, **kwargs)
 
         return call
@@ -150,7 +168,7 @@ class Cluster:
                 self.run(0, "relation_changed", remote=unit)
         raise AssertionError("the rolling restart did not finish")
 
-    def status(self, unit: int) -> testing.StatusBase:
+    def status(self, unit: int) -> ops.StatusBase:
         return self.states[unit].unit_status
 
     def log_level(self, unit: int) -> str:
@@ -224,6 +242,7 @@ def test_a_config_change_restarts_one_unit_at_a_time(cluster: Cluster, worker: F
     cluster.run(0, "relation_changed", remote=2)
 
     assert cluster.restart_log == [0, 1, 2]
+    assert cluster.out_of_turn == []
     assert [cluster.log_level(unit) for unit in (0, 1, 2)] == ["DEBUG"] * 3
     assert all(cluster.status(unit) == testing.ActiveStatus() for unit in (0, 1, 2))
     assert not cluster.app_data.get(rolling.GRANTED_KEY)
@@ -328,3 +347,22 @@ def test_an_action_restarts_its_own_unit_at_once(cluster: Cluster):
 
     assert cluster.restart_log == [1]
     assert cluster.log_level(1) == "DEBUG"
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_in_any_order_of_hooks_units_restart_only_in_their_turn(cluster: Cluster, seed: int):
+    rng = random.Random(seed)
+
+    for _ in range(40):
+        unit = rng.randrange(3)
+        if rng.random() < 0.3:
+            cluster.config = {"log-level": rng.choice(["DEBUG", "INFO", "WARNING"])}
+        event = rng.choice(["config_changed", "update_status", "relation_changed"])
+        cluster.run(unit, event, remote=(unit + 1) % 3)
+    for unit in (0, 1, 2):
+        cluster.run(unit, "config_changed")
+    cluster.roll()
+    wanted = cluster.config.get("log-level", "INFO")
+    assert cluster.out_of_turn == []
+    assert [cluster.log_level(unit) for unit in (0, 1, 2)] == [wanted] * 3
+    assert all(cluster.status(unit) == testing.ActiveStatus() for unit in (0, 1, 2))
