@@ -16,7 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import ops
 import pytest
 from charmlibs import snap, systemd
 from ops import testing
@@ -168,7 +167,7 @@ class Cluster:
                 self.run(0, "relation_changed", remote=unit)
         raise AssertionError("the rolling restart did not finish")
 
-    def status(self, unit: int) -> ops.StatusBase:
+    def status(self, unit: int) -> Any:
         return self.states[unit].unit_status
 
     def log_level(self, unit: int) -> str:
