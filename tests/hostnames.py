@@ -23,7 +23,8 @@ REFUSED = (
     "x-.example.com",
     "keys_1.example.com",
     "keys..example.com",
-    "*.example.com",  # HAProxy takes wildcards; a keyserver's name is never one
     f"{'k' * 64}.example.com",  # a label of more than 63 characters
     ".".join(["keys"] * 51) + ".com",  # more than 253 characters
 )
+# HAProxy takes wildcards; a keyserver's public name is never one: the charm refuses them.
+HAPROXY_ONLY = ("*.example.com", "*.keys.example.org")
