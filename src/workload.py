@@ -265,9 +265,14 @@ class Hockeypuck:
     # The service
 
     def needs_restart(self, revision: str) -> bool:
-        """Whether the running service runs another config or snap revision than wanted."""
+        """Whether the running service runs another config or snap revision than wanted.
+
+        Never before the charm first started it: whatever snapd started at install is not
+        serving this application yet, so starting it properly is no restart.
+        """
         content = self._read_config()
-        if content is None or self._applied() == _wanted(content, revision):
+        applied = self._applied()
+        if content is None or applied is None or applied == _wanted(content, revision):
             return False
         return self.is_running()
 

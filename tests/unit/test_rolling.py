@@ -365,3 +365,17 @@ def test_in_any_order_of_hooks_units_restart_only_in_their_turn(cluster: Cluster
     assert cluster.out_of_turn == []
     assert [cluster.log_level(unit) for unit in (0, 1, 2)] == [wanted] * 3
     assert all(cluster.status(unit) == testing.ActiveStatus() for unit in (0, 1, 2))
+
+
+def test_a_new_units_first_start_does_not_wait_even_if_snapd_started_the_daemon(
+    ctx: testing.Context, systemctl: FakeSystemd, worker: FakeWorker
+):
+    peers = testing.PeerRelation(PEERS, peers_data={1: {"address": "10.0.0.1"}})
+    systemctl.running = True  # snapd starts a daemon when it installs the snap
+
+    out = ctx.run(ctx.on.config_changed(), ready_state(peers))
+
+    assert systemctl.restarts == 1
+    assert out.unit_status == testing.ActiveStatus()
+    assert rolling.INTENT_KEY not in out.get_relation(peers.id).local_unit_data
+    assert worker.commands == []
