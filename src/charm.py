@@ -137,9 +137,13 @@ class HockeypuckCharm(ops.CharmBase):
         if not self._applied():
             raise ServiceError(f"the new config is not applied: {self._failure}")
 
-    def _restart_in_turn(self) -> bool:
-        """The rolling restart's callback: restart now; True once Hockeypuck answers again."""
-        self._reconcile(restart_now=True)
+    def _restart_in_turn(self, update_snap: bool | None) -> bool:
+        """The rolling restart's callback: restart now; True once Hockeypuck answers again.
+
+        `update_snap` is None for a restart, else the snap refresh that waited for this turn.
+        """
+        refresh = update_snap is not None
+        self._reconcile(setup_machine=refresh, update_snap=bool(update_snap), restart_now=True)
         try:
             self.workload.wait_serving()
         except ServiceError as error:
@@ -160,7 +164,9 @@ class HockeypuckCharm(ops.CharmBase):
             address = ingress_address(self.model, haproxy_route.ENDPOINT)
             haproxy_route.publish_address(route_relation, self.unit, address)
         config = CharmConfig.from_config(self.config)
-        revision = self._ensure_snap(config, setup_machine, update_snap)
+        revision, refresh_waits = self._ensure_snap(
+            config, setup_machine, update_snap, restart_now
+        )
         peer_relation = self.model.get_relation(peers.ENDPOINT)
         address = self._peer_address(peer_relation, routine)
         if self.unit.is_leader():
@@ -192,7 +198,7 @@ class HockeypuckCharm(ops.CharmBase):
             render_key(state, templates),
             lambda: render(state, templates, self.workload.template_cache_dir),
         )
-        waits = self._ensure_running(revision, restart_now)
+        waits = self._ensure_running(revision, restart_now) or refresh_waits
         peers.check_same_minor_version(self.workload.installed_version(), state.peer_units)
         message = haproxy_route.route_message(route_relation, config.hostname, self.app.name)
         if waits:
@@ -218,19 +224,34 @@ class HockeypuckCharm(ops.CharmBase):
             peers.publish(peer_relation, self.unit, address, self.workload.installed_version())
         return address
 
-    def _ensure_snap(self, config: CharmConfig, setup_machine: bool, update: bool) -> str:
-        """Install or refresh the snap on machine-level events (or if missing); its revision."""
+    def _ensure_snap(
+        self, config: CharmConfig, setup_machine: bool, update: bool, restart_now: bool
+    ) -> tuple[str, bool]:
+        """Install or refresh the snap on machine-level events (or if missing).
+
+        Returns:
+            The installed revision, and whether a refresh waits for this unit's turn (snapd
+            restarts the daemon when it refreshes the snap).
+        """
         revision = self.workload.installed_revision()
         if setup_machine or revision is None:
+            resource = self._snap_resource()
+            if (
+                revision is not None
+                and not restart_now
+                and not self.restarts.alone()
+                and self.workload.refresh_restarts(config.snap_channel, resource, update)
+            ):
+                self.restarts.request(update_snap=update)
+                self._check_snap_source(config, revision)
+                return revision, True
             self.unit.status = ops.MaintenanceStatus("installing the hockeypuck snap")
-            installed = self.workload.install(
-                config.snap_channel, self._snap_resource(), update=update
-            )
+            installed = self.workload.install(config.snap_channel, resource, update=update)
             revision = installed.revision
             self.unit.set_workload_version(installed.version)
             self.unit.set_ports(snap_layout.HKP_PORT, snap_layout.RECON_PORT)
         self._check_snap_source(config, revision)
-        return revision
+        return revision, False
 
     def _refresh_blocklist(self, credentials: database.DatabaseCredentials) -> None:
         """Re-read the block list from the database; keep the cached one if it is unreachable."""

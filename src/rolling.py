@@ -54,10 +54,10 @@ class RollingRestart(ops.Object):
         self,
         charm: ops.CharmBase,
         endpoint: str,
-        restart: Callable[[], bool],
+        restart: Callable[[bool | None], bool],
         state_dir: Path,
     ):
-        """Set up; `restart` restarts the unit and says whether it serves again."""
+        """Set up; `restart(update_snap)` restarts the unit, says whether it serves again."""
         super().__init__(charm, "rolling-restart")
         self._charm = charm
         self._endpoint = endpoint
@@ -73,11 +73,17 @@ class RollingRestart(ops.Object):
         relation = self.model.get_relation(self._endpoint)
         return relation is None or not relation.units
 
-    def request(self) -> None:
-        """Queue this unit's restart (a repeated request while one is queued is ignored)."""
+    def request(self, update_snap: bool | None = None) -> None:
+        """Queue this unit's restart; a repeat of the last queued request is ignored.
+
+        Args:
+            update_snap: None for a restart; else a snap refresh is what restarts the unit, and
+                whether it takes the channel's newest revision (upgrade-charm).
+        """
         if self._manager is None:
             self._manager = self._make_manager()
-        self._manager.request_async_lock(CALLBACK_ID)
+        kwargs = {} if update_snap is None else {"update_snap": update_snap}
+        self._manager.request_async_lock(CALLBACK_ID, kwargs=kwargs)
 
     def _make_manager(self) -> RollingOpsManager:
         from charmlibs import pathops  # noqa: PLC0415 - see the module's docstring
@@ -90,7 +96,7 @@ class RollingRestart(ops.Object):
             base_dir=pathops.LocalPath(self._state_dir),
         )
 
-    def _run(self) -> OperationResult:
+    def _run(self, update_snap: bool | None = None) -> OperationResult:
         """The lock's callback: release once restarted and serving, else keep the lock.
 
         Keeping it stops the roll: no other unit restarts while this one does not answer (the
@@ -98,4 +104,5 @@ class RollingRestart(ops.Object):
         """
         from charmlibs.rollingops import OperationResult  # noqa: PLC0415
 
-        return OperationResult.RELEASE if self._restart() else OperationResult.RETRY_HOLD
+        serving = self._restart(update_snap)
+        return OperationResult.RELEASE if serving else OperationResult.RETRY_HOLD

@@ -165,13 +165,29 @@ class Hockeypuck:
         _write_atomic(self._state_dir / "snap-revision", after.revision, mode=0o644)
         return after
 
+    def refresh_restarts(self, channel: str, resource: Path | None, update: bool) -> bool:
+        """Whether `install` would refresh the snap under a running daemon (snapd restarts it).
+
+        `update` (upgrade-charm) may bring a new revision or not: counted as a refresh.
+        """
+        installed = self._snapd_info()
+        if installed is None or not self.is_running():
+            return False
+        if resource is not None:
+            return not self._resource_installed(resource)
+        if installed.revision.startswith(LOCAL_REVISION_PREFIX):
+            return True  # back from the attached file to the store
+        return update or installed.tracking != channel
+
+    def _resource_installed(self, resource: Path) -> bool:
+        """Whether this very file is the snap installed last (by its SHA-256)."""
+        return _read_text(self._state_dir / "snap-resource.sha256") == _file_digest(resource)
+
     def _install_file(self, resource: Path, installed: bool) -> None:
-        digest = hashlib.sha256(resource.read_bytes()).hexdigest()
-        marker = self._state_dir / "snap-resource.sha256"
-        if installed and _read_text(marker) == digest:
+        if installed and self._resource_installed(resource):
             return
         self._snap_cli("install", "--dangerous", str(resource))
-        _write_atomic(marker, digest, mode=0o644)
+        _write_atomic(self._state_dir / "snap-resource.sha256", _file_digest(resource), 0o644)
 
     def _set_up_log_file(self, installed: snap.InstalledInfo) -> None:
         """Log to a rotated file when the snap shares one through its `logs` slot."""
@@ -463,6 +479,10 @@ def tool_error(stderr: str, returncode: int) -> str:
         if entry.group(2) in ("error", "fatal", "panic"):
             logged.append(entry.group(3))
     return logged[-1] if logged else f"exit code {returncode}"
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _digest(content: str) -> str:

@@ -88,10 +88,10 @@ class Cluster:
         monkeypatch.setattr(workload, "wait_healthy", self._on_machine("systemd", "wait_healthy"))
         callback = rolling.RollingRestart._run
 
-        def in_turn(restarts: rolling.RollingRestart) -> Any:
+        def in_turn(restarts: rolling.RollingRestart, **kwargs: Any) -> Any:
             self.in_turn = True
             try:
-                return callback(restarts)
+                return callback(restarts, **kwargs)
             finally:
                 self.in_turn = False
 
@@ -99,12 +99,21 @@ class Cluster:
 
     def _on_machine(self, part: str, name: str) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
-            if name == "service_restart":
-                unit = self.machines.index(self.current)
+            machine = self.current
+            unit = self.machines.index(machine)
+            running = machine.systemd.running
+            before = machine.snapd.installed
+            result = getattr(getattr(machine, part), name)(*args, **kwargs)
+            # systemd restarting the daemon, or snapd refreshing the snap under it.
+            if name == "service_restart" or (
+                name == "ensure_installed"
+                and before is not None
+                and machine.snapd.installed != before
+            ):
                 self.restart_log.append(unit)
-                if self.current.systemd.running and not self.in_turn:
+                if running and not self.in_turn:
                     self.out_of_turn.append(unit)
-            return getattr(getattr(self.current, part), name)(*args, **kwargs)
+            return result
 
         return call
 
@@ -379,3 +388,53 @@ def test_a_new_units_first_start_does_not_wait_even_if_snapd_started_the_daemon(
     assert out.unit_status == testing.ActiveStatus()
     assert rolling.INTENT_KEY not in out.get_relation(peers.id).local_unit_data
     assert worker.commands == []
+
+
+def test_a_new_snap_channel_is_refreshed_one_unit_at_a_time(cluster: Cluster):
+    cluster.config = {"snap-channel": "2.3/stable"}
+
+    for unit in (0, 1, 2):
+        cluster.run(unit, "config_changed")
+
+    assert [m.snapd.installed.tracking for m in cluster.machines if m.snapd.installed] == [
+        "latest/edge"
+    ] * 3
+    assert all(cluster.status(unit) == WAITING for unit in (0, 1, 2))
+
+    cluster.roll()
+
+    assert [m.snapd.installed.revision for m in cluster.machines if m.snapd.installed] == [
+        "51"
+    ] * 3
+    assert sorted(cluster.restart_log) == [0, 1, 2]  # snapd's restart, and nothing more
+    assert cluster.out_of_turn == []
+    assert all(cluster.status(unit) == testing.ActiveStatus() for unit in (0, 1, 2))
+
+
+def test_upgrade_charm_takes_the_newest_revision_one_unit_at_a_time(cluster: Cluster):
+    for machine in cluster.machines:
+        machine.snapd.channels["latest/edge"] = "43"
+
+    for unit in (0, 1, 2):
+        cluster.run(unit, "upgrade_charm")
+    assert cluster.restart_log == []
+    cluster.roll()
+
+    assert [m.snapd.installed.revision for m in cluster.machines if m.snapd.installed] == [
+        "43"
+    ] * 3
+    assert sorted(cluster.restart_log) == [0, 1, 2]
+    assert cluster.out_of_turn == []
+
+
+def test_config_changed_with_the_same_channel_asks_for_no_refresh(cluster: Cluster):
+    for machine in cluster.machines:
+        machine.snapd.channels["latest/edge"] = "43"
+
+    for unit in (0, 1, 2):
+        cluster.run(unit, "config_changed")
+
+    assert not cluster.app_data.get(rolling.GRANTED_KEY)
+    assert [m.snapd.installed.revision for m in cluster.machines if m.snapd.installed] == [
+        "42"
+    ] * 3
