@@ -137,13 +137,13 @@ class HockeypuckCharm(ops.CharmBase):
         if not self._applied():
             raise ServiceError(f"the new config is not applied: {self._failure}")
 
-    def _restart_in_turn(self, update_snap: bool | None) -> bool:
-        """The rolling restart's callback: restart now; True once Hockeypuck answers again.
+    def _restart_in_turn(self, update_snap: bool) -> bool:
+        """The rolling restart's callback: apply what waited (config, snap refresh) now.
 
-        `update_snap` is None for a restart, else the snap refresh that waited for this turn.
+        Returns:
+            Whether Hockeypuck answers again.
         """
-        refresh = update_snap is not None
-        self._reconcile(setup_machine=refresh, update_snap=bool(update_snap), restart_now=True)
+        self._reconcile(setup_machine=True, update_snap=update_snap, restart_now=True)
         try:
             self.workload.wait_serving()
         except ServiceError as error:
@@ -198,7 +198,8 @@ class HockeypuckCharm(ops.CharmBase):
             render_key(state, templates),
             lambda: render(state, templates, self.workload.template_cache_dir),
         )
-        waits = self._ensure_running(revision, restart_now) or refresh_waits
+        # A refresh waiting for its turn restarts the daemon then anyway: no second request.
+        waits = refresh_waits or self._ensure_running(revision, restart_now)
         peers.check_same_minor_version(self.workload.installed_version(), state.peer_units)
         message = haproxy_route.route_message(route_relation, config.hostname, self.app.name)
         if waits:

@@ -54,7 +54,7 @@ class RollingRestart(ops.Object):
         self,
         charm: ops.CharmBase,
         endpoint: str,
-        restart: Callable[[bool | None], bool],
+        restart: Callable[[bool], bool],
         state_dir: Path,
     ):
         """Set up; `restart(update_snap)` restarts the unit, says whether it serves again."""
@@ -73,16 +73,18 @@ class RollingRestart(ops.Object):
         relation = self.model.get_relation(self._endpoint)
         return relation is None or not relation.units
 
-    def request(self, update_snap: bool | None = None) -> None:
-        """Queue this unit's restart; a repeat of the last queued request is ignored.
+    def request(self, update_snap: bool = False) -> None:
+        """Queue this unit's turn; a repeat of the last queued request is ignored.
+
+        A turn applies whatever waits: a new config, a snap refresh. One kind of request, so
+        that hooks asking in turn for either do not grow the queue.
 
         Args:
-            update_snap: None for a restart; else a snap refresh is what restarts the unit, and
-                whether it takes the channel's newest revision (upgrade-charm).
+            update_snap: take the channel's newest snap revision in the turn (upgrade-charm).
         """
         if self._manager is None:
             self._manager = self._make_manager()
-        kwargs = {} if update_snap is None else {"update_snap": update_snap}
+        kwargs = {"update_snap": True} if update_snap else {}
         self._manager.request_async_lock(CALLBACK_ID, kwargs=kwargs)
 
     def _make_manager(self) -> RollingOpsManager:
@@ -96,7 +98,7 @@ class RollingRestart(ops.Object):
             base_dir=pathops.LocalPath(self._state_dir),
         )
 
-    def _run(self, update_snap: bool | None = None) -> OperationResult:
+    def _run(self, update_snap: bool = False) -> OperationResult:
         """The lock's callback: release once restarted and serving, else keep the lock.
 
         Keeping it stops the roll: no other unit restarts while this one does not answer (the

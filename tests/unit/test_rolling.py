@@ -9,6 +9,7 @@ dispatches the leader's own turn, is faked at `subprocess.Popen` (conftest's `wo
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 import sys
 import tomllib
@@ -438,3 +439,13 @@ def test_config_changed_with_the_same_channel_asks_for_no_refresh(cluster: Clust
     assert [m.snapd.installed.revision for m in cluster.machines if m.snapd.installed] == [
         "42"
     ] * 3
+
+
+def test_a_waiting_unit_queues_each_kind_of_restart_once(cluster: Cluster):
+    for step in range(6):
+        cluster.config = {"snap-channel": "2.3/stable", "log-level": ["DEBUG", "INFO"][step % 2]}
+        cluster.run(1, "config_changed")
+        cluster.run(1, "update_status")
+
+    queued = json.loads(cluster.unit_data[1]["operations"])
+    assert [operation["kwargs"] for operation in queued] == [{}]
