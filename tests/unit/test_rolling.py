@@ -296,6 +296,7 @@ def test_no_op_hooks_ask_for_no_lock_and_restart_nothing(cluster: Cluster):
         cluster.run(unit, "update_status")
         cluster.run(unit, "config_changed")
         cluster.run(unit, "leader_elected")
+        cluster.run(unit, "relation_changed", remote=(unit + 1) % 3)
 
     assert cluster.restart_log == []
     assert all(
