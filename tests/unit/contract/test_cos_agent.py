@@ -123,3 +123,33 @@ def test_the_collector_decodes_our_dashboard(seen: dict[str, Any]):
 
 def test_the_collector_gets_no_log_slot_without_a_snap(seen: dict[str, Any]):
     assert seen["log_slots"] == []
+
+
+def test_we_take_the_collectors_answer_in_our_stride(
+    ctx: testing.Context, collector: testing.Context
+):
+    ours = testing.Relation("cos-agent", remote_app_name="opentelemetry-collector")
+    first = ctx.run(ctx.on.relation_joined(ours), base_state(relations={ours}, model=MODEL))
+    config = first.get_relation(ours.id).local_unit_data["config"]
+    principal = testing.SubordinateRelation(
+        "cos-agent", remote_app_name="hockeypuck", remote_unit_data={"config": config}
+    )
+    state = testing.State(
+        leader=True, relations={principal, testing.PeerRelation("peers")}, model=MODEL
+    )
+    answered = collector.run(collector.on.relation_changed(principal), state)
+    answer = dict(answered.get_relation(principal.id).local_unit_data)
+    assert "receivers" in answer  # the collector's answer: its tracing receivers (none here)
+
+    with_answer = testing.Relation(
+        "cos-agent",
+        id=ours.id,
+        remote_app_name="opentelemetry-collector",
+        remote_units_data={0: answer},
+    )
+    out = ctx.run(
+        ctx.on.relation_changed(with_answer, remote_unit=0),
+        base_state(relations={with_answer}, model=MODEL),
+    )
+
+    assert out.get_relation(ours.id).local_unit_data["config"] == config
