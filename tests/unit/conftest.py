@@ -273,12 +273,20 @@ def make_charm_root(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     for name in ("src", "templates"):
         (directory / name).symlink_to(REPO_ROOT / name)
-    # The charm's virtual environment, where the rolling-ops library finds its worker script.
+    add_charm_venv(directory)
+    return directory
+
+
+def add_charm_venv(charm_dir: Path) -> None:
+    """The packed charm's `venv/lib/pythonX.Y/site-packages`, pointing at this interpreter's.
+
+    charmlibs-rollingops starts its worker script from there (it checks that it exists) when
+    the leader grants itself the lock; fake the process itself with `FakeWorker`.
+    """
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    lib = directory / "venv" / "lib" / version
+    lib = charm_dir / "venv" / "lib" / version
     lib.mkdir(parents=True)
     (lib / "site-packages").symlink_to(SITE_PACKAGES)
-    return directory
 
 
 @dataclass
