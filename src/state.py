@@ -173,7 +173,7 @@ def is_haproxy_domain(name: str) -> bool:
     of two or more characters ending in a letter; IP addresses and one-label names fail).
     Wildcards, which HAProxy also takes, make no sense as a keyserver's name: refused here.
     """
-    from validators import domain  # noqa: PLC0415 - 40 ms, only when a hostname is set
+    from validators import domain  # noqa: PLC0415 - only when a hostname is set
 
     try:
         return bool(domain(name))

@@ -17,8 +17,9 @@ from ops import testing
 
 import charm
 import rolling
+import workload
 from tests.unit.cluster import PEERS, WAITING, Cluster
-from tests.unit.conftest import FakeSystemd, FakeWorker, ready_state
+from tests.unit.conftest import FakeSnapd, FakeSystemd, FakeWorker, ready_state
 
 
 @pytest.fixture
@@ -286,3 +287,41 @@ def test_a_waiting_unit_queues_each_kind_of_restart_once(cluster: Cluster):
 
     queued = json.loads(cluster.unit_data[1]["operations"])
     assert [operation["kwargs"] for operation in queued] == [{}]
+
+
+@pytest.mark.parametrize(
+    ("installed_from", "channel", "resource", "update", "restarts"),
+    [
+        ("store", "latest/edge", None, False, False),
+        ("store", "latest/edge", None, True, True),  # upgrade-charm: maybe a new revision
+        ("store", "2.3/stable", None, False, True),
+        ("file", "latest/edge", "same", False, False),
+        ("file", "latest/edge", "other", False, True),
+        ("file", "latest/edge", None, False, True),  # back from the file to the store
+    ],
+)
+def test_which_refreshes_would_restart_a_running_daemon(
+    root: Path,
+    snapd: FakeSnapd,
+    systemctl: FakeSystemd,
+    tmp_path: Path,
+    installed_from: str,
+    channel: str,
+    resource: str | None,
+    update: bool,
+    restarts: bool,
+):
+    machine = workload.Hockeypuck(root)
+    first, other = tmp_path / "first.snap", tmp_path / "other.snap"
+    first.write_bytes(b"first")
+    other.write_bytes(b"other")
+    machine.install("latest/edge", first if installed_from == "file" else None)
+    files = {"same": first, "other": other, None: None}
+
+    systemctl.running = False
+    stopped = machine.refresh_restarts(channel, files[resource], update)
+    systemctl.running = True
+    running = machine.refresh_restarts(channel, files[resource], update)
+
+    assert not stopped
+    assert running == restarts
