@@ -68,35 +68,77 @@ class Route:
         return {key: json.dumps(value) for key, value in fields.items()}
 
 
-def publish(
-    relation: ops.Relation,
-    app: ops.Application,
-    unit: ops.Unit,
-    route: Route | None,
-    address: str | None,
-) -> None:
-    """Write the route (when given: the leader) and this unit's address, where they differ."""
-    if route is not None:
-        wanted = route.app_databag()
-        _update(relation.data[app], wanted)
-        for key in OPTIONAL_KEYS - wanted.keys():
-            relation.data[app].pop(key, None)
+def publish_address(relation: ops.Relation, unit: ops.Unit, address: str | None) -> None:
+    """Write this unit's address, if it differs.
+
+    Every unit does so first thing: HAProxy refuses the whole relation while one unit's databag
+    has no valid `address`.
+    """
     if address:
         _update(relation.data[unit], {"address": json.dumps(address)})
 
 
+def publish_route(relation: ops.Relation, app: ops.Application, route: Route) -> None:
+    """Write the route (the leader), only the keys that differ; drop options now unset."""
+    wanted = route.app_databag()
+    _update(relation.data[app], wanted)
+    for key in OPTIONAL_KEYS - wanted.keys():
+        relation.data[app].pop(key, None)
+
+
+class RouteRefusedError(Exception):
+    """HAProxy answered with no endpoints: it found the route invalid."""
+
+
 def endpoints(relation: ops.Relation | None) -> tuple[str, ...]:
     """The URLs HAProxy serves this route on (empty until it answers)."""
+    return _answer(relation) or ()
+
+
+def route_message(relation: ops.Relation | None, hostname: str, service: str) -> str:
+    """What the Active status says about the route: where it is served, or why not yet.
+
+    Raises:
+        RouteRefusedError: HAProxy published an empty list of endpoints, which it does for a
+            relation it found invalid; the message names the causes that fit and the fix.
+    """
+    if relation is None:
+        return ""
+    answer = _answer(relation)
+    if answer:
+        return f"serving {', '.join(answer)}"
+    if answer is None:
+        if hostname:
+            return "haproxy has not published the route yet (it needs its TLS certificates)"
+        return (
+            "haproxy has not published the route yet; with no hostname set here it needs"
+            " its own external-hostname"
+        )
+    if not hostname:
+        raise RouteRefusedError(
+            f"haproxy refused the route: no host name; set one with juju config {service}"
+            " hostname=... (or haproxy's external-hostname)"
+        )
+    raise RouteRefusedError(
+        f"haproxy refused the route for {hostname}: another application on it may use the"
+        f" service name {service!r}, or a unit has no address yet (see haproxy's debug-log)"
+    )
+
+
+def _answer(relation: ops.Relation | None) -> tuple[str, ...] | None:
+    """HAProxy's endpoints; None when it has not answered (no `endpoints` key) or garbled."""
     if relation is None or relation.app is None:
-        return ()
+        return None
     raw = relation.data[relation.app].get("endpoints")
-    if not raw:
-        return ()
+    if raw is None:
+        return None
     try:
         urls = json.loads(raw)
     except json.JSONDecodeError:
-        return ()
-    return tuple(url for url in urls if isinstance(url, str)) if isinstance(urls, list) else ()
+        return None
+    if not isinstance(urls, list):
+        return None
+    return tuple(url for url in urls if isinstance(url, str))
 
 
 def _update(databag: ops.RelationDataContent, wanted: dict[str, str]) -> None:

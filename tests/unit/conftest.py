@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from charmlibs import snap, systemd
+from charmlibs import rollingops, snap, systemd
 from ops import testing
 
 import admin_key
 import blocklist
 import charm
+import hkp_client
 import snap_layout
 import workload
 
 REPO_ROOT = Path(__file__).parents[2]
+SITE_PACKAGES = Path(rollingops.__file__).parents[2]
 DB_PASSWORD = "s3cret-pw"
 DB_USER = "relation-7"
 
@@ -110,10 +113,18 @@ class FakeSystemd:
     daemon_reloads: int = 0
 
     dies_after_start: bool = False
+    answers_health: bool = True
+    health_waits: int = 0
 
     def settle(self) -> None:
         if self.dies_after_start:
             self.running = False
+
+    def wait_healthy(self, timeout: float) -> None:
+        """`/pks/health` of the daemon: answers while it runs (unless told not to)."""
+        self.health_waits += 1
+        if not (self.running and self.answers_health):
+            raise hkp_client.ServiceNotReadyError("connection refused")
 
     def service_running(self, unit: str) -> bool:
         assert unit == snap_layout.SERVICE
@@ -238,6 +249,7 @@ def systemctl(monkeypatch: pytest.MonkeyPatch) -> FakeSystemd:
     fake = FakeSystemd()
     # The settle time after a restart passes at once; a daemon that dies early dies in it.
     monkeypatch.setattr(workload, "settle", fake.settle)
+    monkeypatch.setattr(workload, "wait_healthy", fake.wait_healthy)
     for name in (
         "service_running",
         "service_restart",
@@ -269,7 +281,41 @@ def make_charm_root(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     for name in ("src", "templates"):
         (directory / name).symlink_to(REPO_ROOT / name)
+    add_charm_venv(directory)
     return directory
+
+
+def add_charm_venv(charm_dir: Path) -> None:
+    """The packed charm's `venv/lib/pythonX.Y/site-packages`, pointing at this interpreter's.
+
+    charmlibs-rollingops starts its worker script from there (it checks that it exists) when
+    the leader grants itself the lock; fake the process itself with `FakeWorker`.
+    """
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    lib = charm_dir / "venv" / "lib" / version
+    lib.mkdir(parents=True)
+    (lib / "site-packages").symlink_to(SITE_PACKAGES)
+
+
+@dataclass
+class FakeWorker:
+    """Processes the charm spawns: the rolling-ops worker that dispatches the lock hook."""
+
+    commands: list[list[str]] = field(default_factory=list)
+
+    def popen(self, command: list[str], **_: object) -> FakeWorker:
+        assert command[2].endswith("rollingops/_peer/_rollingops.py"), command
+        self.commands.append([str(part) for part in command])
+        return self
+
+    pid = 2**22 + 1  # above the kernel's pid_max: never a live process
+
+
+@pytest.fixture
+def worker(monkeypatch: pytest.MonkeyPatch) -> FakeWorker:
+    fake = FakeWorker()
+    monkeypatch.setattr(subprocess, "Popen", fake.popen)
+    return fake
 
 
 @pytest.fixture
@@ -279,6 +325,7 @@ def ctx(
     systemctl: FakeSystemd,
     blocklist_db: FakeBlocklist,
     admin_keys_made: list[str],
+    worker: FakeWorker,
     tmp_path: Path,
 ) -> testing.Context:
     return testing.Context(charm.HockeypuckCharm, charm_root=make_charm_root(tmp_path / "charm"))
