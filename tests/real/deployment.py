@@ -43,7 +43,7 @@ from tests.functional.fake_snapd import FakeSnapd, write_snap_file
 from tests.functional.fake_systemctl import FakeSystemctl
 from tests.functional.pg_server import PostgresServer
 from tests.real import hockeypuck_build, netns, service_supervisor
-from tests.real.netns import Lan, TestHost
+from tests.real.netns import Lan, LanHost
 from tests.unit.conftest import add_charm_venv
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -105,7 +105,7 @@ class RealUnit:
     """One unit: its host, machine fakes, charm context and last state."""
 
     index: int
-    host: TestHost
+    host: LanHost
     workdir: Path
     ctx: testing.Context
     systemctl: FakeSystemctl
@@ -317,7 +317,7 @@ class Deployment:
         self.units.append(unit)
         return unit
 
-    def _write_service_spec(self, host: TestHost, workdir: Path) -> Path:
+    def _write_service_spec(self, host: LanHost, workdir: Path) -> Path:
         root = workdir / "root"
         snap_data = snap_layout.SNAP_COMMON.parent / SNAP_REVISION
         spec = {

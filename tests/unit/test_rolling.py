@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import random
 import os
+import random
 import sys
 from pathlib import Path
 
