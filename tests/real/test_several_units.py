@@ -90,6 +90,17 @@ def nodename(unit: RealUnit) -> str:
     return unit.name.replace("/", "-")
 
 
+def wait_for_trees(deployment: Deployment, what: str) -> None:
+    """Wait until every unit's prefix tree counts as many keys as the database holds."""
+    expected = len(stored(deployment))
+    for unit in deployment.units:
+        wait_for(
+            lambda unit=unit: unit.stats()["Total"] == expected,
+            CONVERGENCE_DEADLINE,
+            f"{unit.name}'s prefix tree {what} ({expected} keys)",
+        )
+
+
 def partner_stats(unit: RealUnit) -> dict[str, dict[str, Any]]:
     return {peer["Name"]: peer for peer in unit.stats()["peers"] or []}
 
@@ -110,13 +121,7 @@ def test_keys_from_the_external_peer_reach_every_unit_tree(main: Deployment, out
 
     wait_for(lambda: {ALICE, BOB, CAROL} <= stored(main), CONVERGENCE_DEADLINE, "keys arrive")
     MEASURED["external keys in the database"] = time.monotonic() - start
-    expected = len(stored(main))
-    for unit in main.units:
-        wait_for(
-            lambda unit=unit: unit.stats()["Total"] == expected,
-            CONVERGENCE_DEADLINE,
-            f"{unit.name}'s prefix tree holds the {expected} keys",
-        )
+    wait_for_trees(main, "with the new keys")
     MEASURED["every unit's tree converged"] = time.monotonic() - start
     for unit in main.units:
         unit.client().get_key(f"0x{BOB}")
@@ -201,14 +206,8 @@ def test_a_blocked_key_is_gone_everywhere_and_stays_gone(main: Deployment, outsi
             with pytest.raises(KeyNotFoundError):
                 unit.client().get_key(f"0x{ALICE}")
         time.sleep(2)
-    expected = len(stored(main))
     tree_start = time.monotonic()
-    for unit in main.units:
-        wait_for(
-            lambda unit=unit: unit.stats()["Total"] == expected,
-            CONVERGENCE_DEADLINE,
-            f"{unit.name}'s prefix tree without the blocked key",
-        )
+    wait_for_trees(main, "without the blocked key")
     MEASURED["trees without the blocked key, after the wait"] = time.monotonic() - tree_start
     for unit in main.units:
         assert main.statuses()[unit.name] == testing.ActiveStatus("")
