@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import ops
 
@@ -14,15 +13,24 @@ import blocklist
 import snap_layout
 from actions import KeyserverActions
 from hockeypuck_config import TEMPLATES_DIR, render, render_key
+from parsing import one_line
 from relations import database, haproxy_route, peers
 from relations.binding import ingress_address
 from relations.cos_agent import CosAgentProvider
+from relations.remote_data import RemoteDataError
 from state import CharmConfig, CharmState, InvalidConfigError
-from workload import LOCAL_REVISION_PREFIX, Hockeypuck, ServiceError, WorkloadError
+from workload import (
+    LOCAL_REVISION_PREFIX,
+    DatabaseUnreachableError,
+    Hockeypuck,
+    ServiceError,
+    WorkloadError,
+)
 
 logger = logging.getLogger(__name__)
 
 SNAP_RESOURCE = "hockeypuck-snap"
+MAX_STATUS_LENGTH = 256
 
 
 # Failures the reconcile expects: they end in a status, and the next hook tries again.
@@ -31,6 +39,7 @@ EXPECTED_FAILURES = (
     database.DatabaseRelationMissingError,
     database.DatabaseNotReadyError,
     peers.VersionMismatchError,
+    RemoteDataError,
     WorkloadError,
 )
 
@@ -38,14 +47,26 @@ EXPECTED_FAILURES = (
 def status_for(error: Exception) -> ops.StatusBase:
     """The one place that turns an expected failure into the status the operator sees."""
     if isinstance(error, InvalidConfigError):
-        return ops.BlockedStatus(f"invalid config: {error}")
-    if isinstance(error, database.DatabaseRelationMissingError):
-        return ops.BlockedStatus("needs a database relation")
-    if isinstance(error, database.DatabaseNotReadyError):
-        return ops.WaitingStatus("waiting for database credentials")
-    if isinstance(error, ServiceError):
-        return ops.BlockedStatus(f"{error} (see journalctl -u {snap_layout.SERVICE})")
-    return ops.BlockedStatus(str(error))  # the snap, a version mismatch: the message says all
+        status = ops.BlockedStatus(f"invalid config: {error}")
+    elif isinstance(error, database.DatabaseRelationMissingError):
+        status = ops.BlockedStatus("needs a database relation")
+    elif isinstance(error, database.DatabaseNotReadyError):
+        status = ops.WaitingStatus("waiting for database credentials")
+    elif isinstance(error, RemoteDataError):
+        status = ops.BlockedStatus(f"unusable relation data: {error}")
+    elif isinstance(error, DatabaseUnreachableError):
+        status = ops.BlockedStatus(f"database unreachable with current credentials: {error}")
+    elif isinstance(error, ServiceError):
+        status = ops.BlockedStatus(f"{error} (see journalctl -u {snap_layout.SERVICE})")
+    else:  # the snap, a file, the rendered config, a version mismatch: the message says all
+        status = ops.BlockedStatus(str(error))
+    return bounded(status)
+
+
+def bounded(status: ops.StatusBase) -> ops.StatusBase:
+    """The status with its message on one line and at most MAX_STATUS_LENGTH characters."""
+    message = one_line(status.message, MAX_STATUS_LENGTH)
+    return status if message == status.message else ops.StatusBase.from_name(status.name, message)
 
 
 class HockeypuckCharm(ops.CharmBase):
@@ -107,7 +128,7 @@ class HockeypuckCharm(ops.CharmBase):
             logger.warning("not serving: %s", error)
             self._status = status_for(error)
         else:
-            self._status = ops.ActiveStatus(message)
+            self._status = bounded(ops.ActiveStatus(message))
 
     def apply_config_now(self) -> None:
         """Reconcile from an action, re-reading the block list; raise if not serving after."""
@@ -125,7 +146,7 @@ class HockeypuckCharm(ops.CharmBase):
         address = self._peer_address(peer_relation, routine)
         if self.unit.is_leader():
             admin_key_store.ensure(self.model, peer_relation)
-        proxy_urls = self._publish_route(config, routine)
+        proxy = self._publish_route(config, routine)
         relation = self.model.get_relation(database.ENDPOINT)
         if relation is None:
             self.workload.stop()
@@ -133,7 +154,7 @@ class HockeypuckCharm(ops.CharmBase):
         if self.unit.is_leader() and not routine:
             database.request_database(relation, self.app)
         credentials = database.read_credentials(self.model, relation, refresh=not routine)
-        if not routine:
+        if not routine or self.workload.cached_blocklist() is None:
             self._refresh_blocklist(credentials)
         state = CharmState(
             config=config,
@@ -141,9 +162,9 @@ class HockeypuckCharm(ops.CharmBase):
             nodename=peers.nodename(self.unit),
             unit_address=address,
             peer_units=peers.other_units(peer_relation),
-            proxy_hostname=(urlsplit(proxy_urls[0]).hostname or "") if proxy_urls else "",
+            proxy_hostname=haproxy_route.hostname(proxy.urls[0]) if proxy.urls else "",
             charm_admin_key=admin_key_store.fingerprint(peer_relation, self.app),
-            blocked_fingerprints=self.workload.cached_blocklist(),
+            blocked_fingerprints=self.workload.cached_blocklist() or (),
             web_layout=self.workload.web_layout(),
             log_file=self.workload.log_file(),
         )
@@ -153,9 +174,12 @@ class HockeypuckCharm(ops.CharmBase):
             lambda: render(state, templates, self.workload.template_cache_dir),
         )
         self.workload.ensure_running(revision)
+        self.workload.check_serving()
         peers.check_same_minor_version(self.workload.installed_version(), state.peer_units)
-        if proxy_urls:
-            return f"serving {', '.join(proxy_urls)}"
+        if proxy.urls:
+            return f"serving {', '.join(proxy.urls)}"
+        if proxy.problem:
+            return f"haproxy published no usable route: {proxy.problem}"
         if self.model.get_relation(haproxy_route.ENDPOINT) is not None:
             return "haproxy has not published the route yet"
         return ""
@@ -197,7 +221,7 @@ class HockeypuckCharm(ops.CharmBase):
         except blocklist.BlocklistError as error:
             logger.warning("using the cached block list: %s", error)
 
-    def _publish_route(self, config: CharmConfig, routine: bool) -> tuple[str, ...]:
+    def _publish_route(self, config: CharmConfig, routine: bool) -> haproxy_route.Answer:
         """Ask HAProxy for the HKP route; returns the URLs it serves it on (once it says)."""
         relation = self.model.get_relation(haproxy_route.ENDPOINT)
         if relation is None or routine:

@@ -8,12 +8,20 @@ serves the route on.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import ops
 
+from parsing import is_valid_host, shown
+
+logger = logging.getLogger(__name__)
+
 ENDPOINT = "haproxy-route"
+MAX_URL_LENGTH = 2048
+MAX_ENDPOINTS = 16
 # Keys the route has only when configured: removed from the databag when unset again.
 OPTIONAL_KEYS = frozenset({"hostname", "rate_limit"})
 # HAProxy's validation refuses strings containing any of these.
@@ -85,18 +93,61 @@ def publish(
         _update(relation.data[unit], {"address": json.dumps(address)})
 
 
-def endpoints(relation: ops.Relation | None) -> tuple[str, ...]:
-    """The URLs HAProxy serves this route on (empty until it answers)."""
+@dataclass(frozen=True)
+class Answer:
+    """What HAProxy answered: the usable URLs it serves the route on, and what was not usable."""
+
+    urls: tuple[str, ...] = ()
+    problem: str = ""
+
+
+def endpoints(relation: ops.Relation | None) -> Answer:
+    """The URLs HAProxy serves this route on (none until it answers).
+
+    HAProxy's data is not trusted: anything but a JSON list of http(s) URLs with a valid host
+    is left out, and said in `problem`.
+    """
     if relation is None or relation.app is None:
-        return ()
+        return Answer()
     raw = relation.data[relation.app].get("endpoints")
     if not raw:
-        return ()
+        return Answer()
     try:
         urls = json.loads(raw)
-    except json.JSONDecodeError:
-        return ()
-    return tuple(url for url in urls if isinstance(url, str)) if isinstance(urls, list) else ()
+    except (json.JSONDecodeError, RecursionError):
+        return Answer(problem=f"haproxy's endpoints {shown(raw)} are not JSON")
+    if not isinstance(urls, list) or len(urls) > MAX_ENDPOINTS:
+        return Answer(problem=f"haproxy's endpoints {shown(raw)} are not a list of URLs")
+    usable = tuple(url for url in urls if _is_url(url))
+    unusable = [url for url in urls if url not in usable]
+    if unusable:
+        logger.warning("ignoring haproxy's endpoints that are not URLs: %r", unusable)
+        return Answer(usable, f"haproxy's endpoint {shown(unusable[0])} is not an http(s) URL")
+    return Answer(usable)
+
+
+def hostname(url: str) -> str:
+    """The host name of a URL `endpoints` returned."""
+    return urlsplit(url).hostname or ""
+
+
+def _is_url(value: object) -> bool:
+    return (
+        isinstance(value, str)
+        and len(value) <= MAX_URL_LENGTH
+        and value.isprintable()
+        and " " not in value
+        and _is_http_url(value)
+    )
+
+
+def _is_http_url(text: str) -> bool:
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # raises ValueError when malformed or out of range
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and port != 0 and is_valid_host(parts.hostname or "")
 
 
 def _update(databag: ops.RelationDataContent, wanted: dict[str, str]) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
 import subprocess
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +69,8 @@ class FakeSnapd:
     tool_fails: bool = False
 
     def run(self, command: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        if command[:3] == ["systemctl", "--quiet", "is-enabled"] and self.systemd is not None:
+            return subprocess.CompletedProcess(command, 0 if self.systemd.enabled else 1, "", "")
         if command[:2] == ["snap", "run"]:
             self.tool_runs.append(command[2:])
             if self.tool_fails:
@@ -193,6 +197,45 @@ class FakeBlocklist:
         return len(self.stored_keys)
 
 
+@dataclass
+class FakeHkpPort:
+    """Hockeypuck's HKP port as the serving check sees it: what a lookup answers.
+
+    A real HTTP server on a free loopback port (the workload is pointed at it), answering
+    `lookup_status` to every request; `requests` counts them.
+    """
+
+    lookup_status: int = 404
+    requests: int = 0
+    address: tuple[str, int] = ("127.0.0.1", 0)
+
+
+@pytest.fixture
+def hkp_port(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHkpPort]:
+    fake = FakeHkpPort()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            fake.requests += 1
+            self.send_response(fake.lookup_status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Quiet."""
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    fake.address = ("127.0.0.1", server.server_address[1])
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setattr(workload.Hockeypuck, "hkp_address", fake.address)
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 ADMIN_FINGERPRINT = "0123456789ABCDEF0123456789ABCDEF01234567"
 
 
@@ -271,6 +314,7 @@ def ctx(
     systemctl: FakeSystemd,
     blocklist_db: FakeBlocklist,
     admin_keys_made: list[str],
+    hkp_port: FakeHkpPort,
     tmp_path: Path,
 ) -> testing.Context:
     return testing.Context(charm.HockeypuckCharm, charm_root=make_charm_root(tmp_path / "charm"))

@@ -48,6 +48,10 @@ class FakeHkp:
     def wait_ready(self, timeout: float, **_: object) -> None:
         self.health()
 
+    def check_database(self) -> None:
+        """The charm's serving check, on every hook (the actions' reconcile too)."""
+        self.health()
+
     def add_key(self, armored: str) -> hkp_client.AddResult:
         self.uploads.append(armored)
         return hkp_client.AddResult(("(4)eddsa/x",), (), ())

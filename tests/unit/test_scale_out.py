@@ -238,12 +238,14 @@ def test_unset_options_are_removed_from_the_route(ctx: testing.Context):
     assert "rate_limit" not in data
 
 
-def test_garbage_endpoints_from_haproxy_are_ignored(ctx: testing.Context):
+def test_garbage_endpoints_from_haproxy_are_ignored_and_said(ctx: testing.Context):
     route = haproxy(endpoints="not json")
 
     out = ctx.run(ctx.on.relation_changed(route), ready_state(route))
 
-    assert out.unit_status == testing.ActiveStatus("haproxy has not published the route yet")
+    assert out.unit_status == testing.ActiveStatus(
+        "haproxy published no usable route: haproxy's endpoints 'not json' are not JSON"
+    )
 
 
 def test_a_new_address_is_published_by_the_next_non_routine_hook(ctx: testing.Context):
