@@ -14,7 +14,7 @@ import re
 
 MAX_PORT = 65535
 MAX_SHOWN = 48  # characters of an untrusted value quoted in a message
-MAX_REASON = 120  # characters of an error text from outside (systemctl, snapd, the OS)
+MAX_REASON = 200  # characters of an error text from outside (systemctl, snapd, the OS)
 ELLIPSIS = "…"
 _ASCII_DIGITS = re.compile(r"[0-9]+")
 _SPACE = re.compile(r"\s+")

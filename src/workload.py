@@ -601,11 +601,11 @@ def _os_reason(error: OSError) -> str:
 
 
 def _systemd_reason(error: systemd.SystemdError) -> str:
-    """The error systemctl printed (its last stderr line), on one line: not the whole dump."""
+    """The error systemctl printed (its first stderr line), on one line: not the whole dump."""
     text = str(error)
     _, found, stderr = text.rpartition("stderr:")
     lines = [line for line in (stderr if found else text).splitlines() if line.strip()]
-    return one_line(lines[-1] if lines else text)
+    return one_line(lines[0] if lines else text)
 
 
 def _remove(path: Path) -> None:

@@ -21,7 +21,7 @@ import pytest
 
 from bulk_actions import ActionFailedError, dump_keys, load_keys
 from tests.functional import fake_hockeypuck_tool
-from tests.functional.conftest import SERVICE, Machine
+from tests.functional.conftest import SERVICE, Machine, config_text
 from workload import Hockeypuck, ToolError
 
 pytestmark = pytest.mark.functional
@@ -54,7 +54,7 @@ def hockeypuck(machine: Machine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv("FAKE_TOOL_FAIL", raising=False)
     workload = Hockeypuck(machine.root)
     workload.install("2.3/stable", None)
-    workload.write_config('loglevel = "INFO"\n')
+    workload.write_config(config_text())
     workload.ensure_running("51")
     assert workload.is_running()
     return workload
@@ -200,9 +200,7 @@ def test_loading_the_same_files_again_skips_the_stored_keys(
     assert service(machine) == RUNNING
 
 
-def test_load_leaves_a_service_the_charm_stopped_stopped(
-    machine: Machine, hockeypuck: Hockeypuck
-):
+def test_load_leaves_a_service_the_charm_stopped_stopped(machine: Machine, hockeypuck: Hockeypuck):
     put(hockeypuck, "import/a.pgp", ALICE)
     hockeypuck.stop()  # what the charm does without a database relation
     calls = Calls(machine)
@@ -213,9 +211,7 @@ def test_load_leaves_a_service_the_charm_stopped_stopped(
     assert service(machine) == {"active": False, "enabled": False, "failed": False}
 
 
-def test_dump_leaves_a_service_the_charm_stopped_stopped(
-    machine: Machine, hockeypuck: Hockeypuck
-):
+def test_dump_leaves_a_service_the_charm_stopped_stopped(machine: Machine, hockeypuck: Hockeypuck):
     loaded(machine, hockeypuck)
     hockeypuck.stop()
     calls = Calls(machine)
@@ -284,7 +280,7 @@ def test_unreadable_file_fails_the_action_after_loading_the_others(
 def test_load_counts_the_database_when_the_log_level_hides_the_counts(
     machine: Machine, hockeypuck: Hockeypuck
 ):
-    hockeypuck.write_config('loglevel = "WARNING"\n')
+    hockeypuck.write_config(config_text(loglevel="WARNING"))
     put(hockeypuck, "import/a.pgp", ALICE + BOB + CAROL)
 
     results = load(hockeypuck, machine, "import/a.pgp")

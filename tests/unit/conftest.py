@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from charmlibs import snap, systemd
+from hypothesis import HealthCheck, settings
 from ops import testing
 
 import admin_key
@@ -19,6 +20,23 @@ import blocklist
 import charm
 import snap_layout
 import workload
+
+# Property-based tests: seeded (the same cases on every run), no example database, no time
+# limit per case (a hook takes tens of milliseconds on a loaded machine). Fixtures are made
+# once per test and shared by its cases, like one unit living through many hooks.
+settings.register_profile(
+    "charm",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=False,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
+settings.load_profile("charm")
 
 REPO_ROOT = Path(__file__).parents[2]
 DB_PASSWORD = "s3cret-pw"
