@@ -81,7 +81,7 @@ def test_any_config_blocks_clearly_or_writes_a_readable_file(
 ):
     out = ctx.run(ctx.on.config_changed(), ready_state(config=config))
 
-    check_outcome(out, root, INVALID_CONFIG + ("cannot install the hockeypuck snap: ",))
+    check_outcome(out, root, (*INVALID_CONFIG, "cannot install the hockeypuck snap: "))
 
 
 HOST_PORT = st.one_of(
@@ -116,7 +116,7 @@ def test_any_database_relation_data_blocks_clearly_or_reaches_the_dsn_intact(
 
     out = ctx.run(ctx.on.relation_changed(relation), base_state(relations={relation}))
 
-    check_outcome(out, root, UNUSABLE + ("waiting for database credentials",))
+    check_outcome(out, root, (*UNUSABLE, "waiting for database credentials"))
     if out.unit_status.name == "active":
         document = check_config_file(root)
         assert document is not None
@@ -258,7 +258,10 @@ def _run_action(ctx: testing.Context, name: str, params: dict[str, object]) -> N
     try:
         ctx.run(ctx.on.action(name, params=params), state)
     except testing.ActionFailed as failure:
-        assert failure.message
+        message = failure.message
+    else:
+        message = "succeeded"
+    assert message.strip()
     check_result_keys(ctx.action_results or {})
 
 
