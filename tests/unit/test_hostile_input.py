@@ -74,7 +74,7 @@ CONFIG = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=200)
+@settings(max_examples=150)
 @given(config=CONFIG)
 def test_any_config_blocks_clearly_or_writes_a_readable_file(
     ctx: testing.Context, root: Path, config: dict[str, str | int | bool]
@@ -93,7 +93,7 @@ HOST_PORT = st.one_of(
 )
 
 
-@settings(max_examples=200)
+@settings(max_examples=150)
 @given(
     endpoints=HOST_PORT,
     username=hostile_text(),
@@ -149,7 +149,7 @@ HAPROXY_ENDPOINTS = st.one_of(
 )
 
 
-@settings(max_examples=150)
+@settings(max_examples=100)
 @given(endpoints=HAPROXY_ENDPOINTS)
 def test_any_haproxy_answer_leaves_the_unit_serving_and_says_so(
     ctx: testing.Context, root: Path, endpoints: str
@@ -164,7 +164,7 @@ def test_any_haproxy_answer_leaves_the_unit_serving_and_says_so(
     assert out.unit_status.name == "active"
 
 
-@settings(max_examples=150)
+@settings(max_examples=100)
 @given(address=hostile_text(), version=hostile_text(), fingerprint=hostile_text())
 def test_any_peer_data_is_used_only_when_valid(
     ctx: testing.Context, root: Path, address: str, version: str, fingerprint: str
@@ -195,7 +195,7 @@ STATE_FILES = [
 ]
 
 
-@settings(max_examples=150)
+@settings(max_examples=120)
 @given(
     name=st.sampled_from([*STATE_FILES, "hockeypuck.conf", "template-cache"]),
     content=st.one_of(
@@ -273,7 +273,7 @@ FINGERPRINT_LIST = st.one_of(
 )
 
 
-@settings(max_examples=80)
+@settings(max_examples=60)
 @given(fingerprints=FINGERPRINT_LIST, comment=hostile_text())
 def test_block_and_unblock_keys_take_any_parameters(
     ctx: testing.Context, hkp: FakeHkp, fingerprints: str, comment: str
@@ -282,7 +282,7 @@ def test_block_and_unblock_keys_take_any_parameters(
     _run_action(ctx, "unblock-keys", {"fingerprints": fingerprints})
 
 
-@settings(max_examples=80)
+@settings(max_examples=60)
 @given(keyword=st.one_of(hostile_text(), st.just(V4), st.text(min_size=250, max_size=300)))
 def test_lookup_key_takes_any_keyword(ctx: testing.Context, hkp: FakeHkp, keyword: str):
     _run_action(ctx, "lookup-key", {"keyword": keyword})
@@ -291,7 +291,7 @@ def test_lookup_key_takes_any_keyword(ctx: testing.Context, hkp: FakeHkp, keywor
 LONG_PATHS = ["a" * 300, "x/" * 2100, "/" + "d/" * 2000, "loop", "loop/x.pgp", "loop/*.pgp"]
 
 
-@settings(max_examples=80)
+@settings(max_examples=60)
 @given(
     path=st.one_of(hostile_text(), st.sampled_from(LONG_PATHS)),
     count=st.integers(min_value=-(2**64), max_value=2**64),
