@@ -47,6 +47,9 @@ SETTLE_SECONDS = 3.0
 LOCAL_REVISION_PREFIX = "x"  # snapd's revisions of snaps installed from a file: x1, x2, ...
 CONFIG_MODE = 0o600  # the config file holds the database password
 PROBE_TIMEOUT = 5.0  # seconds the local HKP port has to answer the serving check
+# After a (re)start, how long the daemon may take to listen (it connects to PostgreSQL and
+# creates its schema first); on other hooks the serving check asks once.
+STARTUP_GRACE_SECONDS = 30.0
 _REVISION = re.compile(r"x?[0-9]+")
 _BLOCKED_FINGERPRINT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -113,6 +116,7 @@ class Hockeypuck:
         self._drop_in = (
             root / "etc/systemd/system" / f"{snap_layout.SERVICE}.d" / "10-hockeypuck-charm.conf"
         )
+        self._started = False  # (re)started by this process: it may not listen yet
 
     def _host_path(self, daemon_path: PurePosixPath) -> Path:
         return self._root / daemon_path.relative_to("/")
@@ -361,6 +365,7 @@ class Hockeypuck:
             ) from error
         # systemd calls a simple service started as soon as it runs; Hockeypuck exits within
         # milliseconds when PostgreSQL refuses it, so look again once it had time to fail.
+        self._started = True
         settle()
         if not self.is_running():
             raise ServiceError(f"{snap_layout.SERVICE} is not running")
@@ -378,12 +383,23 @@ class Hockeypuck:
         """
         host, port = self.hkp_address
         client = hkp_client.HkpClient(host, port, timeout=PROBE_TIMEOUT)
-        try:
-            client.check_database()
-        except hkp_client.ServerError as error:
-            raise DatabaseUnreachableError(one_line(str(error))) from error
-        except hkp_client.HkpError as error:
-            raise ServiceError(f"the HKP port does not serve: {one_line(str(error))}") from error
+        deadline = time.monotonic() + (STARTUP_GRACE_SECONDS if self._started else 0.0)
+        while True:
+            try:
+                client.check_database()
+                return
+            except hkp_client.ServiceNotReadyError as error:
+                if time.monotonic() >= deadline:
+                    raise ServiceError(
+                        f"the HKP port does not serve: {one_line(str(error))}"
+                    ) from error
+                time.sleep(1.0)
+            except hkp_client.ServerError as error:
+                raise DatabaseUnreachableError(one_line(str(error))) from error
+            except hkp_client.HkpError as error:
+                raise ServiceError(
+                    f"the HKP port does not serve: {one_line(str(error))}"
+                ) from error
 
     def stop(self) -> None:
         """Stop and disable the service, so it does not crash-loop without a database."""

@@ -291,6 +291,8 @@ def systemctl(monkeypatch: pytest.MonkeyPatch) -> FakeSystemd:
     fake = FakeSystemd()
     # The settle time after a restart passes at once; a daemon that dies early dies in it.
     monkeypatch.setattr(workload, "settle", fake.settle)
+    # A restarted daemon answers HKP at once, or not at all.
+    monkeypatch.setattr(workload, "STARTUP_GRACE_SECONDS", 0.0)
     for name in (
         "service_running",
         "service_restart",

@@ -10,7 +10,10 @@ from __future__ import annotations
 import errno
 import json
 import os
+import socket
 import stat
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -257,22 +260,56 @@ def test_update_status_asks_the_daemon_exactly_once(ctx: testing.Context, hkp_po
     assert hkp_port.requests == asked + 1
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def test_a_daemon_that_does_not_answer_hkp_is_reported(
     ctx: testing.Context, monkeypatch: pytest.MonkeyPatch
 ):
-    import socket  # noqa: PLC0415
-
-    with socket.socket() as closed:
-        closed.bind(("127.0.0.1", 0))
-        port = closed.getsockname()[1]
+    state = ready_state()
+    ctx.run(ctx.on.config_changed(), state)
+    port = _free_port()
     monkeypatch.setattr(workload.Hockeypuck, "hkp_address", ("127.0.0.1", port))
 
-    out = ctx.run(ctx.on.config_changed(), ready_state())
+    out = ctx.run(ctx.on.update_status(), state)
 
     assert out.unit_status == testing.BlockedStatus(
         f"the HKP port does not serve: Hockeypuck is not answering on 127.0.0.1:{port} "
         f"(Connection refused) {JOURNAL}"
     )
+
+
+def test_a_just_restarted_daemon_gets_time_to_listen(
+    ctx: testing.Context, hkp_port: FakeHkpPort, monkeypatch: pytest.MonkeyPatch
+):
+    port = _free_port()
+    monkeypatch.setattr(workload.Hockeypuck, "hkp_address", ("127.0.0.1", port))
+    monkeypatch.setattr(workload, "STARTUP_GRACE_SECONDS", 10.0)
+    listening = threading.Event()
+
+    def listen_late() -> None:  # the daemon binds its port a second after the restart
+        time.sleep(1.0)
+        with socket.socket() as server:
+            server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            server.bind(("127.0.0.1", port))
+            server.listen()
+            listening.set()
+            connection, _ = server.accept()
+            with connection:
+                connection.recv(4096)
+                connection.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+
+    thread = threading.Thread(target=listen_late, daemon=True)
+    thread.start()
+
+    out = ctx.run(ctx.on.config_changed(), ready_state())
+    thread.join(10)
+
+    assert listening.is_set()
+    assert out.unit_status == testing.ActiveStatus()
 
 
 # --- a relation broken while an action runs ----------------------------------------------------
