@@ -99,7 +99,7 @@ import time
 t0 = time.perf_counter()
 import sys
 from pathlib import Path
-sys.path.insert(0, {src!r})
+sys.path[:0] = [{src!r}, {lib!r}]  # as the packed charm's dispatch (PYTHONPATH=lib)
 import ops
 import charm
 import workload
@@ -196,7 +196,9 @@ def make_sandbox(base: Path, port: int) -> dict[str, str]:
     state_dir.mkdir(parents=True)
     (state_dir / "snap-revision").write_text("42")
     driver = base / "dispatch.py"
-    driver.write_text(DRIVER.format(src=str(REPO / "src"), root=str(root), hkp_port=port))
+    driver.write_text(
+        DRIVER.format(src=str(REPO / "src"), lib=str(REPO / "lib"), root=str(root), hkp_port=port)
+    )
     (base / "bare.py").write_text(BARE_DRIVER.format())
     return {
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
@@ -237,7 +239,7 @@ def cold_start(runs: int, bare: bool = False) -> tuple[float, float]:
 
 def in_process(runs: int) -> tuple[float, float]:
     """Median time of one no-op update-status through ops.testing, and of a bare charm's."""
-    sys.path[:0] = [str(REPO / "src"), str(REPO)]
+    sys.path[:0] = [str(REPO / "src"), str(REPO / "lib"), str(REPO)]
     import ops  # noqa: PLC0415
     import pytest  # noqa: PLC0415 - only the benchmark needs it
 

@@ -70,6 +70,13 @@ _STORED = """
 SELECT rfingerprint FROM public.keys WHERE rfingerprint = ANY(%(rfingerprints)s::text[])
 """
 _COUNT_KEYS = "SELECT count(*) FROM public.keys"
+# What Hockeypuck's own delete does (pghkp/delete.go), for many keys in one transaction.
+_PURGE = (
+    "DELETE FROM public.subkeys WHERE rfingerprint = ANY(%(rfingerprints)s::text[])",
+    "DELETE FROM public.userids WHERE rfingerprint = ANY(%(rfingerprints)s::text[])",
+    "DELETE FROM public.keys WHERE rfingerprint = ANY(%(rfingerprints)s::text[])"
+    " RETURNING rfingerprint",
+)
 
 
 class BlocklistError(Exception):
@@ -173,6 +180,28 @@ class PostgresBlocklist:
                 return set()  # Hockeypuck has not created its schema yet: nothing is stored.
             cursor.execute(_STORED, {"rfingerprints": list(by_reversed)})
             return {by_reversed[row[0]] for row in cursor.fetchall()}
+
+    def purge(self, fingerprints: Iterable[str]) -> list[str]:
+        """Delete these keys from Hockeypuck's tables as its own delete does; those deleted.
+
+        For keys Hockeypuck cannot delete itself: its signed delete drops a key that is in
+        its `blacklist` (or longer than `maxKeyLength`) from the request. The prefix trees
+        still list the deleted keys' digests until recon asks for them and finds them gone
+        (Hockeypuck then drops them: `hockeypuck_keys_removed_jitter`).
+        """
+        wanted = _lower(fingerprints)
+        if not wanted:
+            return []
+        by_reversed = {reversed_fingerprint(fingerprint): fingerprint for fingerprint in wanted}
+        with self._transaction() as cursor:
+            cursor.execute(_KEYS_TABLE_EXISTS)
+            row = cursor.fetchone()
+            if not row or not row[0]:
+                return []
+            for statement in _PURGE:
+                cursor.execute(statement, {"rfingerprints": list(by_reversed)})
+            deleted = {by_reversed[row[0]] for row in cursor.fetchall()}
+        return [fingerprint for fingerprint in wanted if fingerprint in deleted]
 
     def is_stored(self, fingerprint: str) -> bool:
         """Whether this key is in Hockeypuck's `keys` table."""

@@ -12,9 +12,10 @@ import admin_key_store
 import blocklist
 import snap_layout
 from actions import KeyserverActions
+from charms.hockeypuck.v0.recon_peering import ReconPeering
 from hockeypuck_config import TEMPLATES_DIR, render, render_key
 from parsing import one_line
-from relations import database, haproxy_route, peers
+from relations import database, haproxy_route, peers, recon
 from relations.binding import ingress_address
 from relations.cos_agent import CosAgentProvider
 from relations.remote_data import RemoteDataError
@@ -39,6 +40,7 @@ EXPECTED_FAILURES = (
     database.DatabaseRelationMissingError,
     database.DatabaseNotReadyError,
     peers.VersionMismatchError,
+    recon.RefusedReconDataError,
     RemoteDataError,
     WorkloadError,
 )
@@ -98,6 +100,8 @@ class HockeypuckCharm(ops.CharmBase):
                 relation_events.relation_broken,
             ):
                 framework.observe(event, self._on_change)
+        self.recon = ReconPeering(self, recon.ENDPOINTS)
+        framework.observe(self.recon.on.partners_changed, self._on_change)
         framework.observe(self.on.collect_unit_status, self._on_collect_status)
         self.cos_agent = CosAgentProvider(self, self.workload_root)
         self.actions = KeyserverActions(self, self.workload, self.apply_config_now)
@@ -147,6 +151,11 @@ class HockeypuckCharm(ops.CharmBase):
         if self.unit.is_leader():
             admin_key_store.ensure(self.model, peer_relation)
         proxy = self._publish_route(config, routine)
+        if not routine:
+            nodename = peers.nodename(self.unit)
+            recon.publish(
+                self.recon, nodename, config.recon_public_address, config.recon_public_port
+            )
         relation = self.model.get_relation(database.ENDPOINT)
         if relation is None:
             self.workload.stop()
@@ -154,8 +163,10 @@ class HockeypuckCharm(ops.CharmBase):
         if self.unit.is_leader() and not routine:
             database.request_database(relation, self.app)
         credentials = database.read_credentials(self.model, relation, refresh=not routine)
+        store = None
         if not routine or self.workload.cached_blocklist() is None:
-            self._refresh_blocklist(credentials)
+            store = self._refresh_blocklist(credentials)
+        remote = self.recon.partners()
         state = CharmState(
             config=config,
             database=credentials,
@@ -163,10 +174,12 @@ class HockeypuckCharm(ops.CharmBase):
             unit_address=address,
             peer_units=peers.other_units(peer_relation),
             proxy_hostname=haproxy_route.hostname(proxy.urls[0]) if proxy.urls else "",
+            machine_hostname=self.workload.machine_hostname(refresh=setup_machine),
             charm_admin_key=admin_key_store.fingerprint(peer_relation, self.app),
             blocked_fingerprints=self.workload.cached_blocklist() or (),
             web_layout=self.workload.web_layout(),
             log_file=self.workload.log_file(),
+            remote_partners=remote.units,
         )
         templates = self.charm_dir / TEMPLATES_DIR
         self.workload.write_config_for(
@@ -175,7 +188,10 @@ class HockeypuckCharm(ops.CharmBase):
         )
         self.workload.ensure_running(revision)
         self.workload.check_serving()
+        if store is not None:
+            self._purge_blocked_keys(store)
         peers.check_same_minor_version(self.workload.installed_version(), state.peer_units)
+        recon.check_refused(remote)
         if proxy.urls:
             return f"serving {', '.join(proxy.urls)}"
         if proxy.problem:
@@ -209,7 +225,9 @@ class HockeypuckCharm(ops.CharmBase):
         self._check_snap_source(config, revision)
         return revision
 
-    def _refresh_blocklist(self, credentials: database.DatabaseCredentials) -> None:
+    def _refresh_blocklist(
+        self, credentials: database.DatabaseCredentials
+    ) -> blocklist.PostgresBlocklist:
         """Re-read the block list from the database; keep the cached one if it is unreachable."""
         store = blocklist.PostgresBlocklist(credentials)
         try:
@@ -220,6 +238,23 @@ class HockeypuckCharm(ops.CharmBase):
             self.workload.cache_blocklist(tuple(store.fingerprints()))
         except blocklist.BlocklistError as error:
             logger.warning("using the cached block list: %s", error)
+        return store
+
+    def _purge_blocked_keys(self, store: blocklist.PostgresBlocklist) -> None:
+        """Delete blocked keys that are stored (the daemon here already refuses them).
+
+        Recon can bring a blocked key back before every unit runs with the new `blacklist`.
+        """
+        blocked = self.workload.cached_blocklist()
+        if not blocked:
+            return
+        try:
+            purged = store.purge(blocked)
+        except blocklist.BlocklistError as error:
+            logger.warning("cannot delete blocked keys (next hook tries again): %s", error)
+            return
+        if purged:
+            logger.warning("deleted %d blocked key(s) found stored: %s", len(purged), purged)
 
     def _publish_route(self, config: CharmConfig, routine: bool) -> haproxy_route.Answer:
         """Ask HAProxy for the HKP route; returns the URLs it serves it on (once it says)."""

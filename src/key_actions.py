@@ -56,12 +56,9 @@ BLOCKED_DELETED = "blocked+deleted"
 BLOCKED_NOT_STORED = "blocked, was not stored"
 ALREADY_BLOCKED = "already blocked"
 ALREADY_BLOCKED_DELETED = "already blocked, deleted now"
-ROLLED_BACK = "not blocked: rolled back after the failure"
-DELETE_FAILED = "already blocked, delete failed"
 UNBLOCKED = "unblocked"
 NOT_BLOCKED = "was not blocked"
 NO_KEY_FOUND = "no key found"
-_PENDING = "pending"
 
 MAX_COMMENT_LENGTH = 4096
 MAX_KEYWORD_LENGTH = 256
@@ -94,6 +91,10 @@ class BlocklistStore(Protocol):
 
     def list(self) -> list[BlockedKey]:
         """All entries, ordered by fingerprint."""
+        ...
+
+    def purge(self, fingerprints: Iterable[str]) -> list[str]:
+        """Delete these keys from the database directly; returns those that were stored."""
         ...
 
     def stored(self, fingerprints: Iterable[str]) -> set[str]:
@@ -201,18 +202,19 @@ def block_keys(
     signer: Signer | None,
     apply_blocklist: Callable[[], None] | None = None,
 ) -> ActionResults:
-    """The block-keys action: block list first, then a signed delete of each stored key.
+    """The block-keys action: block list, signed deletes, the new `blacklist`, then a purge.
 
-    Every valid fingerprint is added to the block list, stored or not. When the list grew,
-    `apply_blocklist` runs before any delete (it should render the new `blacklist`, restart
-    Hockeypuck and wait until it is healthy, so that recon cannot bring a deleted key back).
-    Nothing is changed when a stored key must be deleted but Hockeypuck or the admin key is not
-    available. When a delete fails, the fingerprints added by this run whose key is still
-    stored are removed from the block list again, so each fingerprint ends up either fully
-    blocked (listed and deleted) or as it was; running the action again finishes the work.
+    Every valid fingerprint is added to the block list, stored or not. Hockeypuck reads a
+    signed delete's key through its `blacklist` (and `maxKeyLength`): a key already in the
+    running daemon's `blacklist` is silently not deleted. So the stored keys are deleted
+    with the charm's admin key *before* `apply_blocklist` renders the new `blacklist` and
+    restarts Hockeypuck (which keeps this unit's prefix tree right), and after it every
+    blocked key still stored (one that Hockeypuck could not delete, or that recon brought
+    back in between) is purged from the database directly.
 
     Raises:
-        ActionFailedError: bad input, no admin key, or a delete failed (after the rollback).
+        ActionFailedError: bad input, or the new block list could not be applied (the keys
+            are deleted and listed all the same; the unit applies the list on its next hook).
         ServiceNotReadyError: Hockeypuck does not answer (nothing was changed).
         BlocklistError: the database is unreachable.
     """
@@ -230,108 +232,77 @@ def block_keys(
         raise ActionFailedError("no valid fingerprint to block", {"invalid": invalid})
 
     stored = store.stored(valid)
-    if stored:
-        if signer is None:
-            raise ActionFailedError(
-                f"{len(stored)} of the keys are stored and must be deleted, but the charm's "
-                "admin key is not available yet (the leader generates it); nothing was changed"
-            )
+    if stored and signer is not None:
         keyserver.health()
-
     added = store.block(valid, reason)
+    if stored and signer is not None:
+        _delete_all([fp for fp in valid if fp in stored], keyserver, signer)
+    failure = None
     if added and apply_blocklist is not None:
         try:
             apply_blocklist()
         except Exception as error:
-            store.unblock(added)
-            raise ActionFailedError(
-                f"could not apply the new block list ({error}); nothing was blocked"
-            ) from error
-
-    to_delete = [fingerprint for fingerprint in valid if fingerprint in stored]
+            failure = error
+    # Whatever was stored is gone now, deleted by Hockeypuck or purged (by this call, or by
+    # the reconcile that applied the list); a key that came back since is purged here.
+    deleted = stored | set(store.purge(valid))
     outcome = {
         fingerprint: (
-            _PENDING
-            if fingerprint in stored
-            else BLOCKED_NOT_STORED
-            if fingerprint in added
-            else ALREADY_BLOCKED
+            (BLOCKED_DELETED if fingerprint in added else ALREADY_BLOCKED_DELETED)
+            if fingerprint in deleted
+            else (BLOCKED_NOT_STORED if fingerprint in added else ALREADY_BLOCKED)
         )
         for fingerprint in valid
     }
-    failure = None
-    if to_delete:
-        assert signer is not None  # checked above
-        failure = _delete_all(to_delete, added, outcome, keyserver, signer)
+    results = _block_results(outcome, invalid)
     if failure is not None:
-        rolled_back = _roll_back(to_delete, added, outcome, store, apply_blocklist)
-        results = _block_results(outcome, invalid)
         raise ActionFailedError(
-            f"{failure}; {rolled_back} newly blocked fingerprint(s) whose key is still stored "
-            "were removed from the block list again; run the action again once this is fixed",
+            f"the keys are blocked and deleted, but this unit could not apply the new block "
+            f"list ({failure}); it tries again on its next hook",
             results,
         )
-    return _block_results(outcome, invalid)
+    return results
 
 
-def _delete_all(
-    to_delete: list[str],
-    added: list[str],
-    outcome: dict[str, str],
-    keyserver: KeyServer,
-    signer: Signer,
-) -> str | None:
-    """Delete the stored keys; the first failure stops and is returned as a message."""
+def _delete_all(to_delete: list[str], keyserver: KeyServer, signer: Signer) -> None:
+    """Signed deletes through Hockeypuck, which keep its prefix tree right.
+
+    Best effort: a key that Hockeypuck does not delete is purged from the database after.
+    """
     try:
         upload = keyserver.add_key(signer.public_key)
     except (HkpError, GpgError) as error:
-        return f"could not upload the admin key: {error}"
+        logger.warning("could not upload the admin key, purging instead: %s", error)
+        return
     if upload.refused:
-        return "Hockeypuck refused the admin key (is it in the block list?)"
+        logger.warning("Hockeypuck refused the admin key (is it blocked?), purging instead")
+        return
     for fingerprint in to_delete:
         try:
-            deleted = _delete(fingerprint, keyserver, signer)
+            if not _delete(fingerprint, keyserver, signer):
+                logger.warning("Hockeypuck did not delete %s, purging it", fingerprint)
         except (HkpError, GpgError) as error:
-            return f"could not delete {fingerprint}: {error}"
-        new = fingerprint in added
-        if deleted:
-            outcome[fingerprint] = BLOCKED_DELETED if new else ALREADY_BLOCKED_DELETED
-        else:
-            outcome[fingerprint] = BLOCKED_NOT_STORED if new else ALREADY_BLOCKED
-    return None
+            logger.warning("could not delete %s through Hockeypuck: %s", fingerprint, error)
 
 
 def _delete(fingerprint: str, keyserver: KeyServer, signer: Signer) -> bool:
-    """Signed delete of one key; False when it turned out not to be stored (any more)."""
+    """Signed delete of one key; whether it is gone afterwards.
+
+    Hockeypuck answers 200 even when it deleted nothing (a key in its `blacklist`).
+    """
+    search = f"0x{fingerprint}"
     try:
-        armored = keyserver.get_key(f"0x{fingerprint}")
-        keytext = delete_keytext(armored)
-        keyserver.delete_key(keytext, signer.sign(keytext))
+        armored = keyserver.get_key(search)
     except KeyNotFoundError:
         return False
-    logger.info("deleted key %s from Hockeypuck", fingerprint)
-    return True
-
-
-def _roll_back(
-    to_delete: list[str],
-    added: list[str],
-    outcome: dict[str, str],
-    store: BlocklistStore,
-    apply_blocklist: Callable[[], None] | None,
-) -> int:
-    pending = [fingerprint for fingerprint in to_delete if outcome[fingerprint] == _PENDING]
-    undo = [fingerprint for fingerprint in pending if fingerprint in added]
-    if undo:
-        store.unblock(undo)
-        if apply_blocklist is not None:
-            try:
-                apply_blocklist()
-            except Exception:
-                logger.exception("could not apply the block list after the rollback")
-    for fingerprint in pending:
-        outcome[fingerprint] = ROLLED_BACK if fingerprint in added else DELETE_FAILED
-    return len(undo)
+    keytext = delete_keytext(armored)
+    keyserver.delete_key(keytext, signer.sign(keytext))
+    try:
+        keyserver.get_key(search)
+    except KeyNotFoundError:
+        logger.info("deleted key %s through Hockeypuck", fingerprint)
+        return True
+    return False
 
 
 def _block_results(outcome: dict[str, str], invalid: dict[str, str]) -> ActionResults:
@@ -342,8 +313,6 @@ def _block_results(outcome: dict[str, str], invalid: dict[str, str]) -> ActionRe
             BLOCKED_NOT_STORED,
             ALREADY_BLOCKED,
             ALREADY_BLOCKED_DELETED,
-            ROLLED_BACK,
-            DELETE_FAILED,
         )
     }
     parts = [f"{count} {status}" for status, count in counts.items() if count]

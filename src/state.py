@@ -8,7 +8,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from parsing import go_cidr, is_valid_host, one_line, shown
+from charms.hockeypuck.v0.recon_peering import (
+    InvalidReconDataError,
+    RemoteReconUnit,
+    networks_to_allow,
+    parse_host,
+)
+from parsing import go_cidr, is_valid_host, shown
 from parsing import port as parse_port
 from relations.binding import is_ip_address
 from relations.database import DatabaseCredentials
@@ -73,13 +79,20 @@ class ExternalPeer:
         return cls(host, _port(http_port, line), _port(recon_port, line))
 
     @property
-    def name(self) -> str:
-        """A name for the recon partner section, unique per host and recon port."""
-        return f"{re.sub(r'[^A-Za-z0-9-]', '-', self.host)}-{self.recon_port}"
+    def canonical_host(self) -> str:
+        """The host in one spelling: lower case, no final dot, IPv6 compressed."""
+        if is_ip_address(self.host):
+            return str(ipaddress.ip_address(self.host))
+        return self.host.lower().removesuffix(".")
 
-    def address(self, port: int) -> str:
-        """The `host:port` form Hockeypuck expects, with IPv6 addresses in brackets."""
-        return _host_port(self.host, port)
+    @property
+    def name(self) -> str:
+        """The recon partner name, `host:recon_port`: one per keyserver.
+
+        No unit node name holds a `:`, and no relation partner name is a host and port, so it
+        cannot collide with theirs.
+        """
+        return _host_port(self.canonical_host, self.recon_port)
 
 
 def _port(text: str, line: str) -> int:
@@ -87,6 +100,12 @@ def _port(text: str, line: str) -> int:
     if number is None:
         raise ValueError(f"{shown(line)}: {shown(text)} is not a port number (1-65535)")
     return number
+
+
+# Hockeypuck's gossipIntervalSecs: its default, and the range the charm accepts.
+DEFAULT_GOSSIP_INTERVAL = 60
+MIN_GOSSIP_INTERVAL = 5
+MAX_GOSSIP_INTERVAL = 86400
 
 
 @dataclass(frozen=True)
@@ -105,6 +124,9 @@ class CharmConfig:
     allowed_recon_cidrs: tuple[str, ...] = ()
     rate_limit_per_minute: int = 0
     rate_limit_policy: str = "reject"
+    gossip_interval: int = DEFAULT_GOSSIP_INTERVAL
+    recon_public_address: str = ""
+    recon_public_port: int = 0
 
     @classmethod
     def from_config(cls, config: ConfigData) -> CharmConfig:
@@ -134,6 +156,11 @@ class CharmConfig:
                 str(config.get("rate-limit-policy", "reject")),
                 RATE_LIMIT_POLICIES,
             ),
+            gossip_interval=_gossip_interval(
+                config.get("recon-gossip-interval", DEFAULT_GOSSIP_INTERVAL)
+            ),
+            recon_public_address=_public_address(str(config.get("recon-public-address", ""))),
+            recon_public_port=_public_port(config.get("recon-public-port", 0)),
         )
 
 
@@ -190,12 +217,12 @@ def _external_peers(value: str) -> tuple[ExternalPeer, ...]:
         peers = [ExternalPeer.parse(line) for line in lines]
     except ValueError as error:
         raise InvalidConfigError("external-peers", str(error)) from None
-    duplicates = {peer for peer in peers if peers.count(peer) > 1}
+    # One partner per keyserver: the same host and recon port twice (even with different
+    # HTTP ports) would be two partner tables of one name.
+    names = [peer.name for peer in peers]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
-        first = sorted(duplicates, key=lambda peer: peer.name)[0]
-        raise InvalidConfigError(
-            "external-peers", f"{one_line(first.host)} is listed more than once"
-        )
+        raise InvalidConfigError("external-peers", f"{duplicates[0]} is listed more than once")
     return tuple(peers)
 
 
@@ -221,6 +248,27 @@ def _cidrs(value: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(networks))
 
 
+def _public_address(value: str) -> str:
+    text = value.strip()
+    if not text:
+        return ""
+    try:
+        return parse_host("recon-public-address", text)
+    except InvalidReconDataError:
+        raise InvalidConfigError(
+            "recon-public-address",
+            f"{value!r} is not an IP address or host name other keyservers can reach",
+        ) from None
+
+
+def _public_port(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 65535:
+        raise InvalidConfigError(
+            "recon-public-port", f"{value!r} is not 0 (the units' own port) or a port number"
+        )
+    return value
+
+
 def _rate_limit(value: object) -> int:
     if (
         not isinstance(value, int)
@@ -241,6 +289,16 @@ def _choice(option: str, value: str, choices: tuple[str, ...]) -> str:
     return choice
 
 
+def _gossip_interval(value: object) -> int:
+    seconds = _positive_int("recon-gossip-interval", value)
+    if not MIN_GOSSIP_INTERVAL <= seconds <= MAX_GOSSIP_INTERVAL:
+        raise InvalidConfigError(
+            "recon-gossip-interval",
+            f"{seconds} is not between {MIN_GOSSIP_INTERVAL} and {MAX_GOSSIP_INTERVAL} seconds",
+        )
+    return seconds
+
+
 def _positive_int(option: str, value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_BYTES:
         raise InvalidConfigError(
@@ -251,11 +309,22 @@ def _positive_int(option: str, value: object) -> int:
 
 @dataclass(frozen=True)
 class ReconPartner:
-    """A keyserver this unit reconciles with: another unit, or an external peer."""
+    """A keyserver this unit reconciles with: another unit, a remote unit, an external peer."""
 
     name: str
-    http_addr: str
-    recon_addr: str
+    host: str
+    http_port: int
+    recon_port: int
+
+    @property
+    def http_addr(self) -> str:
+        """HKP `host:port`."""
+        return _host_port(self.host, self.http_port)
+
+    @property
+    def recon_addr(self) -> str:
+        """Recon `host:port`."""
+        return _host_port(self.host, self.recon_port)
 
 
 @dataclass(frozen=True)
@@ -268,11 +337,13 @@ class CharmState:
     unit_address: str | None = None
     peer_units: tuple[PeerUnit, ...] = ()
     proxy_hostname: str = ""
+    machine_hostname: str = ""
     charm_admin_key: str = ""
     blocked_fingerprints: tuple[str, ...] = ()
     # (templates, web root) as the daemon sees them; None: the snap has none, use built-ins.
     web_layout: tuple[PurePosixPath, PurePosixPath] | None = WEB_LAYOUTS[0]
     log_file: str | None = None  # None: standard error, into the systemd journal
+    remote_partners: tuple[RemoteReconUnit, ...] = ()  # units of the recon relations
 
     @property
     def admin_keys(self) -> tuple[str, ...]:
@@ -282,33 +353,62 @@ class CharmState:
 
     @property
     def public_hostname(self) -> str:
-        """The name users reach this keyserver by: the config, else HAProxy's, else none."""
-        return self.config.hostname or self.proxy_hostname
+        """The name users reach this keyserver by: the config, else HAProxy's, else the machine's.
+
+        Hockeypuck writes it into every key it serves.
+        """
+        return self.config.hostname or self.proxy_hostname or self.machine_hostname
 
     @property
     def recon_partners(self) -> tuple[ReconPartner, ...]:
-        """Every other unit, then every external peer that is not one of the units."""
-        partners = [
-            ReconPartner(
-                unit.nodename,
-                _host_port(unit.address, HKP_PORT),
-                _host_port(unit.address, RECON_PORT),
-            )
-            for unit in self.peer_units
+        """Every other unit, every remote unit of the recon relations, every external peer.
+
+        Names are unique by construction: `hockeypuck-1` (units), `hockeypuck-eu/0@recon-peers:7`
+        (remote units), `host:port` (external peers). A keyserver at a host and recon port
+        listed before, or at this unit's own address, is left out.
+        """
+        candidates = [
+            *(ReconPartner(u.nodename, u.address, HKP_PORT, RECON_PORT) for u in self.peer_units),
+            *(
+                ReconPartner(
+                    unit.partner_name,
+                    unit.published.address,
+                    unit.published.http_port,
+                    unit.published.recon_port,
+                )
+                for unit in self.remote_partners
+            ),
+            *(
+                ReconPartner(peer.name, peer.canonical_host, peer.http_port, peer.recon_port)
+                for peer in self.config.external_peers
+            ),
         ]
-        own = {unit.address for unit in self.peer_units} | {self.unit_address}
-        partners += [
-            ReconPartner(peer.name, peer.address(peer.http_port), peer.address(peer.recon_port))
-            for peer in self.config.external_peers
-            if peer.host not in own
-        ]
+        own = {self.unit_address, self.config.recon_public_address} - {None, ""}
+        listed: set[tuple[str, int]] = set()
+        partners = []
+        for partner in candidates:
+            if partner.host in own or (partner.host, partner.recon_port) in listed:
+                continue
+            listed.add((partner.host, partner.recon_port))
+            partners.append(partner)
         return tuple(partners)
 
     @property
+    def remote_networks(self) -> tuple[str, ...]:
+        """Networks the recon relations' units connect from that no partner address covers."""
+        hosts = [partner.host for partner in self.recon_partners]
+        return tuple(str(network) for network in networks_to_allow(self.remote_partners, hosts))
+
+    @property
     def allowed_cidrs(self) -> tuple[str, ...]:
-        """Addresses allowed to reconcile with this unit: the other units, then the config."""
-        units = [str(ipaddress.ip_network(unit.address)) for unit in self.peer_units]
-        return tuple(dict.fromkeys([*units, *self.config.allowed_recon_cidrs]))
+        """Networks allowed to reconcile with this unit besides its named partners.
+
+        Hockeypuck lets every partner in by its address already, and it matches `allowCIDRs`
+        before the partners: a partner inside one of these networks is taken for an anonymous
+        peer (its stats never show an incoming recon). So: the operator's networks, and the
+        networks peered deployments connect from that no partner address covers (NAT).
+        """
+        return tuple(dict.fromkeys([*self.config.allowed_recon_cidrs, *self.remote_networks]))
 
 
 def _host_port(host: str, port: int) -> str:

@@ -223,6 +223,22 @@ class Hockeypuck:
         _write_atomic(record, str(snap_layout.LOG_FILE), mode=0o644)
         logger.info("snap revision %s shares its log: logging to a file", installed.revision)
 
+    def machine_hostname(self, refresh: bool = False) -> str:
+        """This machine's fully qualified name, looked up once and remembered (DNS can be slow).
+
+        With `refresh`, looked up again (install, config-changed and upgrade hooks).
+        """
+        record = self._state_dir / "hostname"
+        cached = None if refresh else _read_text(record)
+        if cached:
+            return cached
+        import socket  # noqa: PLC0415 - only when the name is looked up
+
+        name = socket.getfqdn() or socket.gethostname()
+        if _read_text(record) != name:
+            _write_atomic(record, name, mode=0o644)
+        return name
+
     def log_file(self) -> str | None:
         """The daemon's log file, or None: it logs to the journal (or the record is unusable)."""
         return _read_state(self._state_dir / "log-file", str(snap_layout.LOG_FILE).__eq__)

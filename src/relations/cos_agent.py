@@ -10,7 +10,7 @@ JSON object with
   `juju_charm`) by `cosl.AlertRules`. No `juju_unit` label: the collector forwards one copy of
   the rules per application, so a unit label would stamp every alert with one arbitrary unit;
   alerts take `juju_unit` from the series instead;
-- `log_alert_rules`: Loki rule groups (from `src/loki_alert_rules/`; none today, so `{}`);
+- `log_alert_rules`: Loki rule groups from `src/loki_alert_rules/`, labelled the same way;
 - `dashboards`: base64 of the LZMA-compressed JSON of each dashboard in `src/grafana_dashboards/`,
   with a stable uid derived from the charm name and the file's path;
 - `metrics_scrape_jobs`: one job, `<application>_hockeypuck`, scraping Hockeypuck's metrics on

@@ -6,14 +6,16 @@ output "app_name" {
 output "requires" {
   description = "Endpoints this application requires, to use in juju_integration."
   value = {
-    database      = "database"
-    haproxy_route = "haproxy-route"
+    database       = "database"
+    haproxy_route  = "haproxy-route"
+    recon_partners = "recon-partners"
   }
 }
 
 output "provides" {
   description = "Endpoints this application provides, to use in juju_integration."
   value = {
-    cos_agent = "cos-agent"
+    cos_agent   = "cos-agent"
+    recon_peers = "recon-peers"
   }
 }

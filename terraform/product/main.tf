@@ -133,3 +133,27 @@ resource "juju_integration" "hockeypuck_cos_agent" {
     endpoint = "cos-agent"
   }
 }
+
+# Recon peering with other Hockeypuck deployments (docs/how-to/peer-two-deployments.md): offer
+# this deployment's recon-peers endpoint, and integrate recon-partners with other deployments'
+# offers. Two product modules peer when one offers and the other takes its offer URL.
+resource "juju_offer" "recon_peers" {
+  count            = var.offer_recon_peers ? 1 : 0
+  model_uuid       = var.model_uuid
+  application_name = module.hockeypuck.app_name
+  endpoints        = [module.hockeypuck.provides.recon_peers]
+}
+
+resource "juju_integration" "hockeypuck_recon_partners" {
+  for_each   = toset(var.recon_partner_offers)
+  model_uuid = var.model_uuid
+
+  application {
+    name     = module.hockeypuck.app_name
+    endpoint = module.hockeypuck.requires.recon_partners
+  }
+
+  application {
+    offer_url = each.value
+  }
+}

@@ -22,3 +22,8 @@ output "opentelemetry_collector_app_name" {
   description = "Name of the opentelemetry-collector application, or null when disabled; integrate it with COS."
   value       = one(juju_application.opentelemetry_collector[*].name)
 }
+
+output "recon_peers_offer_url" {
+  description = "URL of the offer of hockeypuck's recon-peers endpoint, for other deployments' recon_partner_offers; null unless offer_recon_peers is set."
+  value       = one(juju_offer.recon_peers[*].url)
+}

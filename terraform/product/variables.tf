@@ -81,3 +81,15 @@ variable "opentelemetry_collector" {
     error_message = "Set opentelemetry_collector.channel to the collector channel that matches your COS release (see Charmhub)."
   }
 }
+
+variable "offer_recon_peers" {
+  description = "Offer the hockeypuck application's recon-peers endpoint, so that other Hockeypuck deployments (in other models or controllers) can peer with this one; the URL is the recon_peers_offer_url output."
+  type        = bool
+  default     = false
+}
+
+variable "recon_partner_offers" {
+  description = "Offer URLs of the recon-peers endpoints of other Hockeypuck deployments (for example another product module's recon_peers_offer_url) to reconcile keys with: one recon-partners integration each."
+  type        = list(string)
+  default     = []
+}

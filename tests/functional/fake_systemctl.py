@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -42,6 +43,9 @@ class FakeSystemctl:
                     cli.write_units(str(self.state_dir), units)
                     return False
                 cli.start(unit)
+                if cli.is_real(str(self.state_dir), name):
+                    cli.real_stop(str(self.state_dir), name)
+                    cli.real_start(str(self.state_dir), name)
                 cli.log(str(self.state_dir), "snapd", ["restart", name])
             cli.write_units(str(self.state_dir), units)
             return True
@@ -79,6 +83,17 @@ class FakeSystemctl:
             Whether the unit was (re)started.
         """
         return self._change(name, "snapd-restart")
+
+    def make_real(self, name: str, argv: list[str]) -> None:
+        """Make the unit run a real process: `argv` starts its supervisor."""
+        real = self.state_dir / cli.REAL_DIR
+        real.mkdir(exist_ok=True)
+        (real / f"{name}.argv").write_text(json.dumps(argv))
+
+    def stop_real(self, name: str) -> None:
+        """Stop the unit's real process, if it runs (test clean-up)."""
+        if cli.is_real(str(self.state_dir), name):
+            cli.real_stop(str(self.state_dir), name)
 
     def calls(self, by: str = "systemctl") -> list[list[str]]:
         """Every command line run so far (by the workload through systemctl, or by snapd)."""

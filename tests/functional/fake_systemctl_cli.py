@@ -9,7 +9,14 @@ fake snapd installed the snap; acting on a missing unit fails as systemctl does.
 once.
 
 It runs once per systemctl call, so it imports nothing beyond os, sys and fcntl (start-up time
-is most of a call's cost). State: `STATE_DIR/units`, one line per unit,
+is most of a call's cost).
+
+A unit can also be real (the real-Hockeypuck tests): when `STATE_DIR/real/UNIT.argv` exists
+(a JSON list), starting the unit starts that command line, a supervisor that runs the real
+daemon (tests/real/service_supervisor.py), in its own session; stopping it sends SIGTERM and
+waits until it is gone; `is-active` is true while the supervisor reports the daemon running.
+
+State: `STATE_DIR/units`, one line per unit,
 `name active enabled failed broken` as 0/1. Log: `STATE_DIR/calls.log`, one line per call,
 `by<TAB>arg<TAB>arg...` where `by` is `systemctl` or `snapd`.
 """
@@ -66,6 +73,94 @@ def log(state_dir: str, by: str, argv: list[str]) -> None:
         file.write("\t".join([by, *argv]) + "\n")
 
 
+REAL_DIR = "real"
+STOP_TIMEOUT = 30.0
+START_TIMEOUT = 10.0
+
+
+def _real_file(state_dir: str, name: str, suffix: str) -> str:
+    return os.path.join(state_dir, REAL_DIR, f"{name}.{suffix}")
+
+
+def is_real(state_dir: str, name: str) -> bool:
+    """Whether the unit runs a real process."""
+    return os.path.exists(_real_file(state_dir, name, "argv"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            return file.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as file:
+            return file.read().strip()
+    except FileNotFoundError:
+        return ""
+
+
+def _supervisor(state_dir: str, name: str) -> int | None:
+    text = _read(_real_file(state_dir, name, "pid"))
+    return int(text) if text and _alive(int(text)) else None
+
+
+def real_active(state_dir: str, name: str) -> bool:
+    """Whether the real unit's daemon runs (not stopped, not waiting to be restarted)."""
+    if _supervisor(state_dir, name) is None:
+        return False
+    words = _read(_real_file(state_dir, name, "state")).split()
+    return len(words) == 2 and words[0] == "running" and _alive(int(words[1]))
+
+
+def real_start(state_dir: str, name: str) -> None:
+    """Start the real unit's supervisor unless it runs."""
+    if _supervisor(state_dir, name) is not None:
+        return
+    import json  # noqa: PLC0415 - real units only
+    import subprocess  # noqa: PLC0415
+
+    with open(_real_file(state_dir, name, "argv")) as file:
+        argv = json.load(file)
+    state = _real_file(state_dir, name, "state")
+    with open(state, "w") as file:
+        file.write("starting")
+    process = subprocess.Popen(
+        argv,
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=open(_real_file(state_dir, name, "supervisor.log"), "ab"),  # noqa: SIM115
+    )
+    with open(_real_file(state_dir, name, "pid"), "w") as file:
+        file.write(str(process.pid))
+    # systemd returns once a simple service's process runs: wait for the supervisor's word.
+    import time  # noqa: PLC0415
+
+    deadline = time.monotonic() + START_TIMEOUT
+    while _read(state) == "starting" and _alive(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def real_stop(state_dir: str, name: str) -> None:
+    """Stop the real unit's supervisor and its daemon; wait until they are gone."""
+    import signal  # noqa: PLC0415 - real units only
+    import time  # noqa: PLC0415
+
+    pid = _supervisor(state_dir, name)
+    if pid is None:
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive(pid):
+        os.killpg(pid, signal.SIGKILL)
+
+
 def start(unit: dict[str, bool]) -> None:
     """What starting does to a unit."""
     unit["active"] = not unit.get("broken", False)
@@ -78,8 +173,13 @@ def stop(unit: dict[str, bool]) -> None:
     unit["failed"] = False
 
 
-def _query(verb: str, names: list[str], units: dict[str, dict[str, bool]], quiet: bool) -> int:
+def _query(
+    state_dir: str, verb: str, names: list[str], units: dict[str, dict[str, bool]], quiet: bool
+) -> int:
     field = {"is-active": "active", "is-failed": "failed", "is-enabled": "enabled"}[verb]
+    for name in names:
+        if field == "active" and name in units and is_real(state_dir, name):
+            units[name]["active"] = real_active(state_dir, name)
     answers = [units.get(name, {}).get(field, False) for name in names]
     if not quiet:
         for name, answer in zip(names, answers, strict=True):
@@ -119,6 +219,14 @@ def _act(verb: str, unit: dict[str, bool], now: bool) -> None:
             stop(unit)
 
 
+def _act_real(state_dir: str, name: str, verb: str, unit: dict[str, bool]) -> None:
+    """Make the real process follow the unit's new state."""
+    if verb in ("stop", "restart") or not unit.get("active"):
+        real_stop(state_dir, name)
+    if unit.get("active"):
+        real_start(state_dir, name)
+
+
 def _usage_error(verb: str, names: list[str]) -> str | None:
     if not verb:
         return "fake systemctl: no command"
@@ -143,12 +251,17 @@ def main(state_dir: str, argv: list[str]) -> int:
             return 1
         units = read_units(state_dir)
         if verb.startswith("is-"):
-            return _query(verb, names, units, quiet="--quiet" in flags or "-q" in flags)
+            return _query(state_dir, verb, names, units, quiet="--quiet" in flags or "-q" in flags)
         missing = [name for name in names if name not in units]
         if missing:
             return _missing(verb, missing[0])
         for name in names:
+            real = is_real(state_dir, name)
+            if real:
+                units[name]["active"] = real_active(state_dir, name)
             _act(verb, units[name], now="--now" in flags)
+            if real:
+                _act_real(state_dir, name, verb, units[name])
         write_units(state_dir, units)
         return 0
     finally:

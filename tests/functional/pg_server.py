@@ -76,9 +76,10 @@ def find_bin_dir() -> Path | None:
 class PostgresServer:
     """One PostgreSQL cluster in a temporary directory, run as a non-root OS user."""
 
-    def __init__(self, bin_dir: Path):
+    def __init__(self, bin_dir: Path, host: str = "127.0.0.1", clients: str = "127.0.0.1/32"):
         self.bin_dir = bin_dir
-        self.host = "127.0.0.1"
+        self.host = host
+        self.clients = clients
         self.port = 0
         self.superuser_password = secrets.token_urlsafe(24)
         self._base = Path(tempfile.mkdtemp(prefix="hockeypuck-functional-pg-"))
@@ -131,7 +132,7 @@ class PostgresServer:
             )
 
     def start(self) -> None:
-        """Create the cluster and start it on a free loopback port."""
+        """Create the cluster and start it on a free port of its host address."""
         password_file = self._base / "superuser-password"
         password_file.write_text(self.superuser_password + "\n")
         if self._run_as is not None:
@@ -156,8 +157,8 @@ class PostgresServer:
         )
         password_file.unlink()
         (self.data_dir / "pg_hba.conf").write_text(
-            "# Written by the functional tests: passwords over loopback TCP, nothing else.\n"
-            "host all all 127.0.0.1/32 scram-sha-256\n"
+            "# Written by the tests: passwords over TCP from the test hosts, nothing else.\n"
+            f"host all all {self.clients} scram-sha-256\n"
         )
         for attempt in range(3):
             self.port = free_port()
@@ -170,7 +171,7 @@ class PostgresServer:
                     "fsync = off\n"
                     "synchronous_commit = off\n"
                     "full_page_writes = off\n"
-                    "max_connections = 50\n"
+                    "max_connections = 200\n"
                     "shared_buffers = '16MB'\n"
                 )
             try:

@@ -100,17 +100,19 @@ def test_full_config_key_by_key():
                     "httpAddr": ":11371",
                     "reconAddr": ":11370",
                     "allowCIDRs": ["192.0.2.0/24", "2001:db8:1::/48"],
+                    "gossipIntervalSecs": 60,
+                    "seenCacheSize": 0,
                     "leveldb": {"path": "/var/snap/hockeypuck/common/ptree"},
                     "partner": {
-                        "keyserver-example-net-11370": {
+                        "keyserver.example.net:11370": {
                             "httpAddr": "keyserver.example.net:11371",
                             "reconAddr": "keyserver.example.net:11370",
                         },
-                        "10-9-9-9-8081": {
+                        "10.9.9.9:8081": {
                             "httpAddr": "10.9.9.9:8080",
                             "reconAddr": "10.9.9.9:8081",
                         },
-                        "2001-db8--5-11370": {
+                        "[2001:db8::5]:11370": {
                             "httpAddr": "[2001:db8::5]:11371",
                             "reconAddr": "[2001:db8::5]:11370",
                         },
@@ -147,6 +149,8 @@ def test_minimal_config_key_by_key():
         "httpAddr": ":11371",
         "reconAddr": ":11370",
         "allowCIDRs": [],
+        "gossipIntervalSecs": 60,
+        "seenCacheSize": 0,
         "leveldb": {"path": "/var/snap/hockeypuck/common/ptree"},
     }
 
@@ -162,17 +166,17 @@ def with_peers() -> CharmState:
     )
 
 
-def test_peer_units_are_partners_and_allowed():
+def test_peer_units_are_partners_not_allowed_networks():
     hockeypuck = as_hockeypuck_reads_it(with_peers())["hockeypuck"]
 
     assert hockeypuck["hostname"] == "keys.example.com"
     recon = hockeypuck["conflux"]["recon"]
-    assert recon["allowCIDRs"] == ["10.0.0.11/32", "fd00::12/128"]
+    assert recon["allowCIDRs"] == []
     # This unit's own address, listed as an external peer too, is not its own partner.
     assert recon["partner"] == {
         "hockeypuck-1": {"httpAddr": "10.0.0.11:11371", "reconAddr": "10.0.0.11:11370"},
         "hockeypuck-2": {"httpAddr": "[fd00::12]:11371", "reconAddr": "[fd00::12]:11370"},
-        "keys-example-org-11370": {
+        "keys.example.org:11370": {
             "httpAddr": "keys.example.org:11371",
             "reconAddr": "keys.example.org:11370",
         },

@@ -24,7 +24,6 @@ from hkp_client import (
     SignatureRejectedError,
     delete_keytext,
 )
-from key_actions import ActionFailedError
 from relations.database import DatabaseCredentials
 from tests.functional import hockeypuck_db
 from tests.functional.hkp_double import HkpDouble, parse_keys
@@ -168,18 +167,34 @@ def test_lookup_by_key_id_subkey_and_text(keyserver: Keyserver):
     assert keyserver.stored() >= {ALICE, BOB, CAROL}
 
 
-def test_foreign_signer_is_rejected_and_nothing_is_left_blocked(keyserver: Keyserver):
+def test_delete_refused_by_the_keyserver_is_purged(keyserver: Keyserver):
     recorded_admin = AdminKey(
         fingerprint="4E6955676366F4F25D46BBD77722ECD1CF6E3EEA",
         public_key=hockeypuck_db.key("admin-TEST-ONLY.pub.asc"),
         secret_key=hockeypuck_db.key("admin-TEST-ONLY.sec.asc"),
     )
-    with pytest.raises(ActionFailedError, match=r"could not delete .*signature rejected \(422\)"):
-        block(keyserver, f"{BOB},{DAVE}", signer=AdminKeySigner(recorded_admin))
-    assert BOB in keyserver.stored()
-    # Dave (not stored) is fully blocked; Bob is back as he was.
-    assert keyserver.store.fingerprints() == [DAVE]
-    assert keyserver.double.blacklist == {DAVE}
+
+    results = block(keyserver, f"{BOB},{DAVE}", signer=AdminKeySigner(recorded_admin))
+
+    assert ("POST", "/pks/delete", 422) in keyserver.double.requests
+    assert results["keys"] == {BOB: "blocked+deleted", DAVE: "blocked, was not stored"}
+    assert BOB not in keyserver.stored()
+    assert keyserver.store.fingerprints() == [BOB, DAVE]
+    assert keyserver.double.blacklist == {BOB, DAVE}
+
+
+def test_blocked_key_that_came_back_is_purged(keyserver: Keyserver):
+    block(keyserver, BOB)
+    # Recon brought it back before every unit ran with the new blacklist.
+    keyserver.double.blacklist.discard(BOB)
+    assert keyserver.client.add_key(hockeypuck_db.key("bob.pub.asc")).inserted
+    keyserver.double.blacklist.add(BOB)
+
+    results = block(keyserver, BOB)
+
+    # The running daemon's delete skips a blacklisted key: the purge removes it.
+    assert results["keys"] == {BOB: "already blocked, deleted now"}
+    assert BOB not in keyserver.stored()
 
 
 def test_service_not_ready_changes_nothing(keyserver: Keyserver):

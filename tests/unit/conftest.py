@@ -177,6 +177,7 @@ class FakeBlocklist:
     stored_keys: set[str] = field(default_factory=set)
     unreachable: bool = False
     connections: int = 0
+    purged: list[str] = field(default_factory=list)
 
     def __call__(self, credentials: object, connect_timeout: int = 10) -> FakeBlocklist:
         self.connections += 1
@@ -210,6 +211,13 @@ class FakeBlocklist:
 
     def stored(self, fingerprints: Iterable[str]) -> set[str]:
         return {fp.lower() for fp in fingerprints} & self.stored_keys
+
+    def purge(self, fingerprints: Iterable[str]) -> list[str]:
+        self._check()
+        purged = sorted({fp.lower() for fp in fingerprints} & self.stored_keys)
+        self.stored_keys.difference_update(purged)
+        self.purged.extend(purged)
+        return purged
 
     def count_keys(self) -> int:
         return len(self.stored_keys)

@@ -594,3 +594,27 @@ def test_a_snap_without_a_log_slot_logs_to_the_journal(ctx: testing.Context, roo
 
     assert "logfile" not in tomllib.loads(config_file(root).read_text())["hockeypuck"]
     assert not (root / "etc/logrotate.d/hockeypuck").exists()
+
+
+def test_without_hostname_or_haproxy_the_machine_name_is_rendered(
+    ctx: testing.Context, root: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr("socket.getfqdn", lambda: "node-7.maas.example")
+
+    ctx.run(ctx.on.install(), ready_state())
+
+    hockeypuck = tomllib.loads(config_file(root).read_text())["hockeypuck"]
+    assert hockeypuck["hostname"] == "node-7.maas.example"
+
+
+def test_machine_name_is_looked_up_on_machine_events_only(
+    ctx: testing.Context, root: Path, monkeypatch: pytest.MonkeyPatch
+):
+    lookups: list[str] = []
+    monkeypatch.setattr("socket.getfqdn", lambda: lookups.append("x") or "node-7.maas.example")
+    state = ctx.run(ctx.on.install(), ready_state())
+
+    ctx.run(ctx.on.update_status(), state)
+    ctx.run(ctx.on.leader_elected(), state)
+
+    assert lookups == ["x"]

@@ -84,8 +84,21 @@ def config(ctx: testing.Context) -> dict[str, Any]:
 
 def test_config_has_exactly_the_wire_keys(config: dict[str, Any]):
     assert list(config) == WIRE_KEYS
-    assert config["log_alert_rules"] == {}
     assert config["tracing_protocols"] is None
+
+
+def test_log_alert_rules_carry_the_topology(config: dict[str, Any]):
+    rules = [rule for group in config["log_alert_rules"]["groups"] for rule in group["rules"]]
+
+    assert {rule["alert"] for rule in rules} == {
+        "HockeypuckDatabaseErrors",
+        "HockeypuckReconErrorsInLog",
+    }
+    for rule in rules:
+        # No placeholder left for Loki to choke on; the collector's side scopes the selector.
+        assert "%%juju_topology%%" not in rule["expr"]
+        assert rule["labels"]["juju_model"] == "keys"
+        assert rule["labels"]["juju_application"] == "hockeypuck"
 
 
 def test_values_have_the_types_the_collector_validates(config: dict[str, Any]):

@@ -455,6 +455,27 @@ def test_peer_databags_are_documented_as_written():
     }
 
 
+def test_recon_databag_is_documented_as_the_library_writes_it():
+    from charms.hockeypuck.v0 import recon_peering  # noqa: PLC0415
+    from relations import recon  # noqa: PLC0415
+
+    interface_page = (DOCS / "reference/recon-peering-interface.md").read_text()
+    wire = table_rows(interface_page.split("## Wire format", 1)[1].split("\n## ", 1)[0])
+    summary = table_rows(endpoint_section(recon.REQUIRES))
+
+    assert list(wire) == list(recon_peering.PUBLISHED_KEYS)
+    assert list(summary) == list(recon_peering.PUBLISHED_KEYS)
+    assert f"`{recon_peering.EGRESS_SUBNETS_KEY}`" in interface_page
+    assert f"`{recon_peering.INTERFACE}`" in interface_page
+    for endpoint in recon.ENDPOINTS:
+        assert (
+            charmcraft()["requires" if endpoint == recon.REQUIRES else "provides"][endpoint][
+                "interface"
+            ]
+            == recon_peering.INTERFACE
+        )
+
+
 # Ports, paths and statuses quoted in the docs
 
 
@@ -562,7 +583,7 @@ def status_templates() -> dict[str, dict[str, bool]]:
     """
     import charm  # noqa: PLC0415
     import workload  # noqa: PLC0415
-    from relations import peers  # noqa: PLC0415
+    from relations import peers, recon  # noqa: PLC0415
     from relations.remote_data import RemoteDataError  # noqa: PLC0415
     from state import InvalidConfigError  # noqa: PLC0415
 
@@ -583,6 +604,7 @@ def status_templates() -> dict[str, dict[str, bool]]:
         workload.DatabaseUnreachableError,
         peers.VersionMismatchError,
         RemoteDataError,
+        recon.RefusedReconDataError,
     ):
         name = error_class.__name__
         status = charm.status_for(error_class(sentinel))

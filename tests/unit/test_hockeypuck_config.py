@@ -77,11 +77,11 @@ def test_operator_options_reach_the_file():
     assert hockeypuck["openpgp"]["maxKeyLength"] == 2000000
     assert hockeypuck["openpgp"]["maxPacketLength"] == 16384
     assert hockeypuck["conflux"]["recon"]["partner"] == {
-        "keyserver-example-net-11370": {
+        "keyserver.example.net:11370": {
             "httpAddr": "keyserver.example.net:11371",
             "reconAddr": "keyserver.example.net:11370",
         },
-        "10-9-9-9-8081": {"httpAddr": "10.9.9.9:8080", "reconAddr": "10.9.9.9:8081"},
+        "10.9.9.9:8081": {"httpAddr": "10.9.9.9:8080", "reconAddr": "10.9.9.9:8081"},
     }
 
 

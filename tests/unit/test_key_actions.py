@@ -1,4 +1,4 @@
-"""The key actions' logic with in-memory fakes: outcomes, rollbacks and pinned result shapes."""
+"""The key actions' logic with in-memory fakes: outcomes, ordering and pinned result shapes."""
 
 from __future__ import annotations
 
@@ -77,6 +77,12 @@ class FakeStore:
         self.calls.append("stored")
         return {fp for fp in fingerprints if fp in self.keys}
 
+    def purge(self, fingerprints: Iterable[str]) -> list[str]:
+        self.calls.append("purge")
+        purged = [fp for fp in fingerprints if fp in self.keys]
+        self.keys.difference_update(purged)
+        return purged
+
 
 def fake_signature(data: str, fingerprint: str = ADMIN) -> str:
     return f"SIG {fingerprint} {hashlib.sha256(data.encode()).hexdigest()}"
@@ -104,6 +110,9 @@ class FakeKeyServer:
         self.index_error: Exception | None = None
         self.calls: list[tuple[str, str]] = []
         self.uploaded: list[str] = []
+        # The running daemon's `blacklist`: its signed delete silently skips these keys.
+        self.blacklist: set[str] = set()
+        self.deleted: list[str] = []
 
     def health(self) -> None:
         self.calls.append(("health", ""))
@@ -137,20 +146,28 @@ class FakeKeyServer:
             raise self.fail_delete[fp]
         if not any(signature == fake_signature(keytext, admin) for admin in self.admin_keys):
             raise SignatureRejectedError("POST /pks/delete: signature rejected (422)")
+        if fp in self.blacklist:
+            return  # 200, nothing deleted: what Hockeypuck 2.3.3 does
         if fp not in self.store.keys:
             raise KeyNotFoundError("POST /pks/delete: not found (404)")
         self.store.keys.discard(fp)
+        self.deleted.append(fp)
 
 
 class Applier:
-    def __init__(self, fail: bool = False):
+    """Renders the block list into the running daemon's blacklist (a restart)."""
+
+    def __init__(self, fail: bool = False, server: FakeKeyServer | None = None):
         self.calls = 0
         self.fail = fail
+        self.server = server
 
     def __call__(self) -> None:
         self.calls += 1
         if self.fail:
             raise RuntimeError("the service did not come back")
+        if self.server is not None:
+            self.server.blacklist = set(self.server.store.entries)
 
 
 def block(
@@ -206,8 +223,9 @@ def test_parse_two_fingerprints_without_comma_is_one_invalid_item():
 def test_block_pinned_result_shape_for_every_outcome():
     store = FakeStore(stored={ALICE, BOB}, blocked={BOB, CAROL})
     server = FakeKeyServer(store)
+    server.blacklist = {BOB, CAROL}  # what the daemon runs with before the action
     signer = FakeSigner()
-    apply = Applier()
+    apply = Applier(server=server)
 
     results = block(
         f"0x{ALICE.upper()}, {BOB}, {CAROL.upper()}, {DAVE}, not-hex, {ALICE}",
@@ -234,17 +252,58 @@ def test_block_pinned_result_shape_for_every_outcome():
     assert store.entries[ALICE].comment == "abuse report 42"
     assert store.entries[CAROL].comment == "earlier"  # an existing entry keeps its comment
     assert apply.calls == 1
-    # The admin key is uploaded before the deletes, each delete is signed over its keytext.
+    # The admin key is uploaded before the deletes, each delete is signed over its keytext
+    # and checked by a lookup; Hockeypuck deleted ALICE, BOB was purged from the database.
     assert [call[0] for call in server.calls] == [
         "health",
         "add",
         "get",
         "delete",
         "get",
+        "get",
         "delete",
+        "get",
     ]
+    assert server.deleted == [ALICE]
     assert server.uploaded == [signer.public_key]
     assert all(text.startswith("/pks/delete\n-----BEGIN PGP") for text in signer.signed)
+
+
+def test_block_deletes_through_hockeypuck_before_the_new_blacklist_applies():
+    store = FakeStore(stored={ALICE})
+    server = FakeKeyServer(store)
+    order: list[str] = []
+    apply = Applier(server=server)
+
+    def applying() -> None:
+        order.append(f"apply with {sorted(store.keys)} stored")
+        apply()
+
+    results = block(ALICE, store, server, FakeSigner(), apply=applying)
+
+    assert results["keys"] == {ALICE: "blocked+deleted"}
+    assert server.deleted == [ALICE]  # Hockeypuck's own delete: its prefix tree follows
+    assert order == ["apply with [] stored"]
+    assert store.calls == ["stored", "block", "purge"]
+
+
+def test_block_purges_a_blocked_key_that_came_back():
+    # Recon brought a blocked key back before every unit ran with the new blacklist: the
+    # running daemon's delete skips it, the purge removes it.
+    store = FakeStore(stored={ALICE}, blocked={ALICE})
+    server = FakeKeyServer(store)
+    server.blacklist = {ALICE}
+    apply = Applier(server=server)
+
+    results = block(ALICE, store, server, FakeSigner(), apply=apply)
+
+    assert results == {
+        "summary": "1 already blocked, deleted now",
+        "keys": {ALICE: "already blocked, deleted now"},
+    }
+    assert store.keys == set()
+    assert server.deleted == []
+    assert apply.calls == 0  # the list did not change
 
 
 def test_block_is_idempotent():
@@ -254,7 +313,7 @@ def test_block_is_idempotent():
     assert first["keys"] == {ALICE: "blocked+deleted", DAVE: "blocked, was not stored"}
     entries = dict(store.entries)
     server = FakeKeyServer(store)
-    apply = Applier()
+    apply = Applier(server=server)
 
     second = block(f"{DAVE.upper()}, 0x{ALICE}", store, server, signer, apply=apply)
 
@@ -285,12 +344,15 @@ def test_block_service_not_ready_changes_nothing():
     assert "block" not in store.calls
 
 
-def test_block_without_admin_key_changes_nothing_when_a_key_is_stored():
+def test_block_without_admin_key_purges_from_the_database():
     store = FakeStore(stored={ALICE})
-    with pytest.raises(ActionFailedError, match="admin key is not available yet") as caught:
-        block(f"{ALICE},{DAVE}", store, signer=None)
-    assert "nothing was changed" in caught.value.message
-    assert store.entries == {}
+    server = FakeKeyServer(store, ready=False)
+
+    results = block(f"{ALICE},{DAVE}", store, server, signer=None)
+
+    assert results["keys"] == {ALICE: "blocked+deleted", DAVE: "blocked, was not stored"}
+    assert store.keys == set()
+    assert server.calls == []
 
 
 @pytest.mark.parametrize("comment", ["", "   ", "\n\t"])
@@ -344,85 +406,77 @@ def test_block_key_gone_before_its_delete_is_reported_as_not_stored():
     store = FakeStore(stored={ALICE})
     server = FakeKeyServer(store)
     server.vanish.add(ALICE)
+    store.keys.discard(ALICE)  # deleted by someone else between the check and the delete
     results = block(ALICE, store, server, FakeSigner())
     assert results["keys"] == {ALICE: "blocked, was not stored"}
     assert ALICE in store.entries
 
 
-def test_block_delete_404_is_reported_as_not_stored():
+@pytest.mark.parametrize(
+    "failure",
+    [
+        SignatureRejectedError("POST /pks/delete: signature rejected (422)"),
+        ServiceNotReadyError("Hockeypuck is not answering"),
+        ServerError("POST /pks/delete: Hockeypuck failed (500)"),
+    ],
+)
+def test_block_failed_delete_through_hockeypuck_is_purged(failure: Exception):
+    store = FakeStore(stored={ALICE, BOB})
+    server = FakeKeyServer(store)
+    server.fail_delete[BOB] = failure
+    apply = Applier(server=server)
+
+    results = block(f"{ALICE},{BOB}", store, server, FakeSigner(), apply=apply)
+
+    assert results["keys"] == {ALICE: "blocked+deleted", BOB: "blocked+deleted"}
+    assert server.deleted == [ALICE]
+    assert store.keys == set()
+    assert set(store.entries) == {ALICE, BOB}
+
+
+def test_block_wrong_signer_still_ends_deleted_and_blocked():
     store = FakeStore(stored={ALICE})
     server = FakeKeyServer(store)
-    server.fail_delete[ALICE] = KeyNotFoundError("POST /pks/delete: not found (404)")
-    results = block(ALICE, store, server, FakeSigner())
-    assert results["keys"] == {ALICE: "blocked, was not stored"}
+    results = block(ALICE, store, server, FakeSigner(fingerprint=BOB.upper()))
+    assert results["keys"] == {ALICE: "blocked+deleted"}
+    assert server.deleted == []
+    assert store.keys == set()
 
 
-def test_block_rejected_signature_rolls_back_what_is_not_deleted():
-    store = FakeStore(stored={ALICE, BOB, CAROL}, blocked={CAROL})
-    server = FakeKeyServer(store)
-    server.fail_delete[BOB] = SignatureRejectedError("POST /pks/delete: signature rejected (422)")
-    apply = Applier()
-
-    with pytest.raises(ActionFailedError) as caught:
-        block(f"{ALICE},{BOB},{CAROL},{DAVE}", store, server, FakeSigner(), apply=apply)
-
-    assert caught.value.message == (
-        f"could not delete {BOB}: POST /pks/delete: signature rejected (422); 1 newly blocked "
-        "fingerprint(s) whose key is still stored were removed from the block list again; "
-        "run the action again once this is fixed"
-    )
-    assert caught.value.results == {
-        "summary": "1 blocked+deleted; 1 blocked, was not stored; "
-        "1 not blocked: rolled back after the failure; 1 already blocked, delete failed",
-        "keys": {
-            ALICE: "blocked+deleted",
-            BOB: "not blocked: rolled back after the failure",
-            CAROL: "already blocked, delete failed",
-            DAVE: "blocked, was not stored",
-        },
-    }
-    assert_juju_results(caught.value.results)
-    # Each fingerprint is fully blocked or as it was before the action.
-    assert set(store.entries) == {ALICE, CAROL, DAVE}
-    assert store.keys == {BOB, CAROL}
-    assert apply.calls == 2  # once for the new list, once after the rollback
-
-
-def test_block_wrong_signer_is_rejected_like_hockeypuck_does():
-    store = FakeStore(stored={ALICE})
-    with pytest.raises(ActionFailedError, match="signature rejected"):
-        block(ALICE, store, signer=FakeSigner(fingerprint=BOB.upper()))
-    assert store.entries == {}
-    assert store.keys == {ALICE}
-
-
-def test_block_service_gone_during_deletes_rolls_back():
-    store = FakeStore(stored={ALICE})
-    server = FakeKeyServer(store)
-    server.fail_delete[ALICE] = ServiceNotReadyError("Hockeypuck is not answering")
-    with pytest.raises(ActionFailedError, match="not answering"):
-        block(ALICE, store, server, FakeSigner())
-    assert store.entries == {}
-
-
-def test_block_apply_failure_removes_the_new_entries():
+def test_block_apply_failure_fails_the_action_with_the_keys_blocked_and_deleted():
     store = FakeStore(stored={ALICE}, blocked={CAROL})
     server = FakeKeyServer(store)
     apply = Applier(fail=True)
-    with pytest.raises(ActionFailedError, match="could not apply the new block list"):
+
+    with pytest.raises(ActionFailedError, match="could not apply the new block list") as caught:
         block(f"{ALICE},{CAROL},{DAVE}", store, server, FakeSigner(), apply=apply)
-    assert set(store.entries) == {CAROL}
-    assert store.keys == {ALICE}
-    assert ("delete", ALICE) not in server.calls
+
+    assert "tries again on its next hook" in caught.value.message
+    assert caught.value.results is not None
+    assert caught.value.results["keys"][ALICE] == "blocked+deleted"
+    assert_juju_results(caught.value.results)
+    assert set(store.entries) == {ALICE, CAROL, DAVE}
+    assert store.keys == set()
 
 
-def test_block_admin_key_refused_by_hockeypuck_rolls_back():
+@pytest.mark.parametrize(
+    "upload",
+    [
+        lambda armored_key: AddResult((), (), ()),
+        lambda armored_key: (_ for _ in ()).throw(ServerError("POST /pks/add: failed (500)")),
+    ],
+    ids=["refused", "error"],
+)
+def test_block_admin_key_not_uploaded_purges_instead(upload: Callable[[str], AddResult]):
     store = FakeStore(stored={ALICE})
     server = FakeKeyServer(store)
-    server.add_key = lambda armored_key: AddResult((), (), ())  # type: ignore[method-assign]
-    with pytest.raises(ActionFailedError, match="refused the admin key"):
-        block(ALICE, store, server, FakeSigner())
-    assert store.entries == {}
+    server.add_key = upload  # type: ignore[method-assign]
+
+    results = block(ALICE, store, server, FakeSigner())
+
+    assert results["keys"] == {ALICE: "blocked+deleted"}
+    assert server.deleted == []
+    assert store.keys == set()
 
 
 # --- unblock-keys -----------------------------------------------------------------------------
@@ -735,45 +789,15 @@ def test_rebuild_key_count_failure_is_unknown(tmp_path: Path):
 
 def test_key_actions_does_not_import_psycopg():
     code = "import sys, key_actions, blocklist; print('psycopg' in sys.modules)"
-    src = str(Path(__file__).parents[2] / "src")
+    repo = Path(__file__).parents[2]
     result = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         check=True,
-        env={"PYTHONPATH": src},
+        env={"PYTHONPATH": f"{repo / 'src'}:{repo / 'lib'}"},  # as the charm's dispatch
     )
     assert result.stdout.strip() == "False"
-
-
-def test_block_admin_key_upload_failure_rolls_back():
-    store = FakeStore(stored={ALICE})
-    server = FakeKeyServer(store)
-
-    def broken(armored_key: str) -> AddResult:
-        raise ServerError("POST /pks/add: Hockeypuck failed (500)")
-
-    server.add_key = broken  # type: ignore[method-assign]
-    with pytest.raises(ActionFailedError, match=r"could not upload the admin key: .*\(500\)"):
-        block(ALICE, store, server, FakeSigner())
-    assert store.entries == {}
-
-
-def test_block_rollback_survives_a_failing_apply(caplog: pytest.LogCaptureFixture):
-    store = FakeStore(stored={ALICE})
-    server = FakeKeyServer(store)
-    server.fail_delete[ALICE] = ServerError("POST /pks/delete: Hockeypuck failed (500)")
-    apply = Applier()
-
-    def apply_then_fail() -> None:
-        apply()
-        apply.fail = True
-
-    with pytest.raises(ActionFailedError, match=r"could not delete .*\(500\)"):
-        block(ALICE, store, server, FakeSigner(), apply=apply_then_fail)
-    assert store.entries == {}
-    assert apply.calls == 2
-    assert "could not apply the block list after the rollback" in caplog.text
 
 
 def test_lookup_armored_key_gone_or_failing():

@@ -34,7 +34,9 @@ def recon(root: Path) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("units", [1, 2, 5])
-def test_every_other_unit_is_a_partner_and_allowed(ctx: testing.Context, root: Path, units: int):
+def test_every_other_unit_is_a_partner_and_not_in_allowed_cidrs(
+    ctx: testing.Context, root: Path, units: int
+):
     peers = peer_relation(units)
 
     ctx.run(ctx.on.config_changed(), ready_state(peers))
@@ -48,7 +50,8 @@ def test_every_other_unit_is_a_partner_and_allowed(ctx: testing.Context, root: P
         for index in range(1, units)
     }
     assert section.get("partner", {}) == expected
-    assert section["allowCIDRs"] == [f"10.0.0.{index}/32" for index in range(1, units)]
+    # Hockeypuck matches allowCIDRs before partners: a unit listed there would be anonymous.
+    assert section["allowCIDRs"] == []
     assert "hockeypuck-0" not in section.get("partner", {})
 
 
@@ -110,8 +113,8 @@ def test_external_peers_and_allowed_cidrs(ctx: testing.Context, root: Path):
 
     section = recon(root)
     # 10.0.0.1 is unit 1: it is already a partner and not listed twice.
-    assert list(section["partner"]) == ["hockeypuck-1", "keyserver-example-net-11370"]
-    assert section["allowCIDRs"] == ["10.0.0.1/32", "198.51.100.0/24", "203.0.113.7/32"]
+    assert list(section["partner"]) == ["hockeypuck-1", "keyserver.example.net:11370"]
+    assert section["allowCIDRs"] == ["198.51.100.0/24", "203.0.113.7/32"]
 
 
 def test_bad_allowed_cidr_blocks(ctx: testing.Context):

@@ -72,14 +72,13 @@ def test_external_peer_in_the_kubernetes_charm_format():
     peer = ExternalPeer.parse(" keyserver.example.net , 11371 , 11370 ")
 
     assert peer == ExternalPeer("keyserver.example.net", 11371, 11370)
-    assert peer.name == "keyserver-example-net-11370"
-    assert peer.address(peer.recon_port) == "keyserver.example.net:11370"
+    assert peer.name == "keyserver.example.net:11370"
 
 
 def test_ipv6_peer_addresses_are_bracketed():
     peer = ExternalPeer.parse("2001:db8::7,11371,11370")
 
-    assert peer.address(11370) == "[2001:db8::7]:11370"
+    assert peer.name == "[2001:db8::7]:11370"
 
 
 @pytest.mark.parametrize(
@@ -101,7 +100,7 @@ def test_malformed_peer_lines(line: str, why: str):
 def test_duplicate_peers_are_rejected():
     peers = "a.example.com,11371,11370\nb.example.com,11371,11370\na.example.com,11371,11370"
 
-    with pytest.raises(InvalidConfigError, match="a.example.com is listed more than once"):
+    with pytest.raises(InvalidConfigError, match="a.example.com:11370 is listed more than once"):
         CharmConfig.from_config({"snap-channel": "latest/edge", "external-peers": peers})
 
 
@@ -147,3 +146,16 @@ def test_hostname_is_lower_cased():
     )
 
     assert config.hostname == "keys.example.com"
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [(5, True), (60, True), (86400, True), (4, False), (86401, False), (0, False), (True, False)],
+)
+def test_recon_gossip_interval_bounds(value: object, valid: bool):
+    config = {"snap-channel": "latest/edge", "recon-gossip-interval": value}
+    if valid:
+        assert CharmConfig.from_config(config).gossip_interval == value
+    else:
+        with pytest.raises(InvalidConfigError, match="recon-gossip-interval"):
+            CharmConfig.from_config(config)

@@ -39,6 +39,10 @@ OTHER_CHARMS: dict[str, dict[str, str]] = {
     "opentelemetry-collector": {"cos-agent": "cos_agent"},
 }
 CHANNELS = {"postgresql": "16/stable", "haproxy": "2.8/stable"}
+# Variables of the product module holding offer URLs, and what each offer is by contract: the
+# `recon-peers` endpoint of another Hockeypuck deployment (another product module's
+# `recon_peers_offer_url`).
+OFFER_VARIABLES = {"recon_partner_offers": ("hockeypuck", "recon-peers")}
 CHARM_VARIABLES = {
     "model_uuid",
     "app_name",
@@ -219,15 +223,37 @@ def _endpoint(value: str) -> str:
     return outputs[match[1]]["value"][match[2]]
 
 
+def _offered(body: dict[str, Any], end: dict[str, Any]) -> tuple[str, str]:
+    """(charm, endpoint) of an integration end that is an offer URL from a variable."""
+    assert expression(end["offer_url"]) == "each.value"
+    match = re.fullmatch(r"toset\(var\.([a-z_]+)\)", expression(body.get("for_each", "")))
+    assert match, "an offer_url end must come from a variable of offer URLs"
+    return OFFER_VARIABLES[match[1]]
+
+
 def integrations() -> list[tuple[tuple[str, str], tuple[str, str]]]:
     """Each juju_integration of the product module as ((charm, endpoint), (charm, endpoint))."""
     found = []
     for name, body in resources(PRODUCT_MODULE, "juju_integration").items():
         ends = body["application"]
         assert len(ends) == 2, f"{name} does not have two applications"
-        first, second = ((_charm_of(end["name"]), _endpoint(end["endpoint"])) for end in ends)
+        first, second = (
+            _offered(body, end)
+            if "offer_url" in end
+            else (_charm_of(end["name"]), _endpoint(end["endpoint"]))
+            for end in ends
+        )
         found.append((first, second))
     return found
+
+
+def offered_endpoints() -> set[str]:
+    """The charm's endpoints the product module offers to other models."""
+    offered = set()
+    for body in resources(PRODUCT_MODULE, "juju_offer").values():
+        assert _charm_of(body["application_name"]) == charmcraft()["name"]
+        offered |= {_endpoint(endpoint) for endpoint in body["endpoints"]}
+    return offered
 
 
 def _interface(charm: str, endpoint: str) -> str:
@@ -245,7 +271,26 @@ def test_product_wires_every_endpoint_of_the_charm():
     name = charmcraft()["name"]
     wired = {end[1] for pair in integrations() for end in pair if end[0] == name}
 
-    assert wired == set(charm_endpoints())
+    # recon-peers is wired by another deployment, through this module's offer of it.
+    assert wired | offered_endpoints() == set(charm_endpoints())
+
+
+def test_two_product_modules_can_peer():
+    variables = labelled(PRODUCT_MODULE, "variable")
+    outputs = labelled(PRODUCT_MODULE, "output")
+    (offer,) = resources(PRODUCT_MODULE, "juju_offer").values()
+
+    # One module's output is what the other's variable takes.
+    assert offered_endpoints() == {"recon-peers"}
+    assert expression(outputs["recon_peers_offer_url"]["value"]) == (
+        "one(juju_offer.recon_peers[*].url)"
+    )
+    assert expression(variables["recon_partner_offers"]["type"]) == "list(string)"
+    assert variables["recon_partner_offers"]["default"] == []
+    assert expression(offer["count"]) == "var.offer_recon_peers ? 1 : 0"
+    assert variables["offer_recon_peers"]["default"] is False
+    pairs = {frozenset(pair) for pair in integrations()}
+    assert frozenset({("hockeypuck", "recon-partners"), ("hockeypuck", "recon-peers")}) in pairs
 
 
 def test_product_gives_haproxy_a_certificate():
