@@ -358,7 +358,8 @@ def test_an_action_whose_database_fails_mid_way_fails_with_a_message(
 
     assert "could not apply the new block list" in failure.value.message
     assert "database unreachable with current credentials" in failure.value.message
-    assert blocklist_db.entries == {}  # rolled back
+    assert "it tries again on its next hook" in failure.value.message
+    assert blocklist_db.entries == {"ab" * 20: "spam"}  # kept: the next hook applies it
 
 
 # --- the config file's mode --------------------------------------------------------------------
