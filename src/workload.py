@@ -488,9 +488,12 @@ class Hockeypuck:
     def cached_blocklist(self) -> tuple[str, ...] | None:
         """The block list as last read from the database (lower-case fingerprints).
 
-        None when there is no usable record (never read, or the file is damaged).
+        Empty before the first read; None when the record is damaged (read it again).
         """
-        cached = _read_json(self._state_dir / "blocklist.json")
+        path = self._state_dir / "blocklist.json"
+        cached = _read_json(path)
+        if cached is None and not path.exists():
+            return ()
         if not isinstance(cached, list) or not all(
             isinstance(item, str) and _BLOCKED_FINGERPRINT.fullmatch(item) for item in cached
         ):
