@@ -502,8 +502,9 @@ class Hockeypuck:
 
     def cache_blocklist(self, fingerprints: tuple[str, ...]) -> None:
         """Remember the block list, so hooks that do not read the database can render it."""
-        if self.cached_blocklist() != fingerprints:
-            _write_atomic(self._state_dir / "blocklist.json", json.dumps(fingerprints), 0o600)
+        path = self._state_dir / "blocklist.json"
+        if self.cached_blocklist() != fingerprints or not path.exists():
+            _write_atomic(path, json.dumps(fingerprints), 0o600)
 
     def is_running(self) -> bool:
         """Whether systemd reports the service active."""

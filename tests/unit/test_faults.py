@@ -158,6 +158,21 @@ def test_an_unreadable_block_list_record_is_read_again_from_the_database(
     assert json.loads((state_dir(root) / "blocklist.json").read_text()) == ["ab" * 20]
 
 
+def test_a_missing_block_list_record_costs_update_status_no_database_connection(
+    ctx: testing.Context, root: Path, blocklist_db: FakeBlocklist
+):
+    state = ready_state()
+    ctx.run(ctx.on.config_changed(), state)
+    assert json.loads((state_dir(root) / "blocklist.json").read_text()) == []
+    (state_dir(root) / "blocklist.json").unlink()
+    connections = blocklist_db.connections
+
+    out = ctx.run(ctx.on.update_status(), state)
+
+    assert blocklist_db.connections == connections
+    assert out.unit_status == testing.ActiveStatus()
+
+
 # --- snapd and systemctl -----------------------------------------------------------------------
 
 

@@ -184,6 +184,39 @@ def test_any_peer_data_is_used_only_when_valid(
         assert len(key) in (40, 64) and key.isascii() and key.isalnum()
 
 
+@settings(max_examples=100)
+@given(
+    nodename=hostile_text(),
+    address=st.one_of(hostile_text(), st.sampled_from(["10.1.0.7", "2001:db8::7"])),
+    http_port=st.one_of(hostile_text(8), st.just("11371")),
+    recon_port=st.one_of(hostile_text(8), st.just("11370")),
+    egress=st.one_of(hostile_text(), st.just("10.1.0.7/32")),
+)
+def test_any_recon_partner_data_is_refused_clearly_or_rendered_readably(
+    ctx: testing.Context,
+    root: Path,
+    nodename: str,
+    address: str,
+    http_port: str,
+    recon_port: str,
+    egress: str,
+):
+    remote = {
+        "nodename": nodename,
+        "address": address,
+        "http-port": http_port,
+        "recon-port": recon_port,
+        "egress-subnets": egress,
+    }
+    relation = testing.Relation(
+        "recon-partners", remote_app_name="hockeypuck-us", remote_units_data={0: remote}
+    )
+
+    out = ctx.run(ctx.on.relation_changed(relation, remote_unit=0), ready_state(relation))
+
+    check_outcome(out, root, ("refused recon data", "recon-partners"))
+
+
 STATE_FILES = [
     "snap-revision",
     "snap-version",
