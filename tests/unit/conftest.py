@@ -252,7 +252,8 @@ def hkp_port(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHkpPort]:
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     fake.address = ("127.0.0.1", server.server_address[1])
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll interval: shutdown() waits for it, at the end of every test.
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     monkeypatch.setattr(workload.Hockeypuck, "hkp_address", fake.address)
     try:

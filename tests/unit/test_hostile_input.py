@@ -74,7 +74,7 @@ CONFIG = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=150)
+@settings(max_examples=160)
 @given(config=CONFIG)
 def test_any_config_blocks_clearly_or_writes_a_readable_file(
     ctx: testing.Context, root: Path, config: dict[str, str | int | bool]
@@ -93,7 +93,7 @@ HOST_PORT = st.one_of(
 )
 
 
-@settings(max_examples=150)
+@settings(max_examples=160)
 @given(
     endpoints=HOST_PORT,
     username=hostile_text(),
