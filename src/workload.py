@@ -501,7 +501,16 @@ class Hockeypuck:
         return tuple(cached)
 
     def cache_blocklist(self, fingerprints: tuple[str, ...]) -> None:
-        """Remember the block list, so hooks that do not read the database can render it."""
+        """Remember the block list, so hooks that do not read the database can render it.
+
+        Rows that are not fingerprints (written by hand: `0x` prefixes, spaces, any text) are
+        left out and logged: Hockeypuck could not use them either.
+        """
+        usable = tuple(item for item in fingerprints if _BLOCKED_FINGERPRINT.fullmatch(item))
+        if len(usable) != len(fingerprints):
+            unusable = [item for item in fingerprints if item not in usable]
+            logger.warning("block-list rows that are not fingerprints, ignored: %r", unusable)
+        fingerprints = usable
         path = self._state_dir / "blocklist.json"
         if self.cached_blocklist() != fingerprints or not path.exists():
             _write_atomic(path, json.dumps(fingerprints), 0o600)

@@ -173,6 +173,22 @@ def test_a_missing_block_list_record_costs_update_status_no_database_connection(
     assert out.unit_status == testing.ActiveStatus()
 
 
+def test_block_list_rows_that_are_not_fingerprints_are_left_out(
+    ctx: testing.Context, root: Path, blocklist_db: FakeBlocklist
+):
+    blocklist_db.entries = {"ab" * 20: "spam", "0xab": "by hand", 'x"]\n[y': "hostile"}
+    state = ready_state()
+
+    ctx.run(ctx.on.config_changed(), state)
+    connections = blocklist_db.connections
+    ctx.run(ctx.on.update_status(), state)
+
+    document = check_config_file(root)
+    assert document is not None
+    assert document["hockeypuck"]["openpgp"]["blacklist"] == ["ab" * 20]
+    assert blocklist_db.connections == connections  # the record is usable: no re-read
+
+
 # --- snapd and systemctl -----------------------------------------------------------------------
 
 
