@@ -19,6 +19,7 @@ from relations import database, haproxy_route, peers, recon
 from relations.binding import ingress_address
 from relations.cos_agent import CosAgentProvider
 from relations.remote_data import RemoteDataError
+from rolling import RestartPendingError, RollingRestart
 from state import CharmConfig, CharmState, InvalidConfigError
 from workload import (
     LOCAL_REVISION_PREFIX,
@@ -41,6 +42,8 @@ EXPECTED_FAILURES = (
     database.DatabaseNotReadyError,
     peers.VersionMismatchError,
     recon.RefusedReconDataError,
+    haproxy_route.RouteRefusedError,
+    RestartPendingError,
     RemoteDataError,
     WorkloadError,
 )
@@ -54,6 +57,8 @@ def status_for(error: Exception) -> ops.StatusBase:
         status = ops.BlockedStatus("needs a database relation")
     elif isinstance(error, database.DatabaseNotReadyError):
         status = ops.WaitingStatus("waiting for database credentials")
+    elif isinstance(error, RestartPendingError):
+        status = ops.WaitingStatus("waiting to restart (rolling restart, one unit at a time)")
     elif isinstance(error, RemoteDataError):
         status = ops.BlockedStatus(f"unusable relation data: {error}")
     elif isinstance(error, DatabaseUnreachableError):
@@ -80,6 +85,7 @@ class HockeypuckCharm(ops.CharmBase):
         super().__init__(framework)
         self.workload = Hockeypuck(self.workload_root)
         self._status: ops.StatusBase | None = None
+        self._failure: Exception | None = None
         for event in (self.on.install, self.on.config_changed):
             framework.observe(event, self._on_machine_change)
         framework.observe(self.on.upgrade_charm, self._on_upgrade_charm)
@@ -104,6 +110,9 @@ class HockeypuckCharm(ops.CharmBase):
         framework.observe(self.recon.on.partners_changed, self._on_change)
         framework.observe(self.on.collect_unit_status, self._on_collect_status)
         self.cos_agent = CosAgentProvider(self, self.workload_root)
+        self.restarts = RollingRestart(
+            self, peers.ENDPOINT, self._restart_in_turn, self.workload_root / "var/lib/rollingops"
+        )
         self.actions = KeyserverActions(self, self.workload, self.apply_config_now)
 
     def _on_machine_change(self, _: ops.EventBase) -> None:
@@ -124,33 +133,70 @@ class HockeypuckCharm(ops.CharmBase):
             event.add_status(self._status)
 
     def _reconcile(
-        self, setup_machine: bool = False, routine: bool = False, update_snap: bool = False
+        self,
+        setup_machine: bool = False,
+        routine: bool = False,
+        update_snap: bool = False,
+        restart_now: bool = False,
     ) -> None:
         try:
-            message = self._apply(setup_machine, routine, update_snap)
+            message = self._apply(setup_machine, routine, update_snap, restart_now)
         except EXPECTED_FAILURES as error:
             logger.warning("not serving: %s", error)
             self._status = status_for(error)
+            self._failure = error
         else:
             self._status = bounded(ops.ActiveStatus(message))
+            self._failure = None
+
+    def _applied(self) -> bool:
+        """Whether the last reconcile applied the config (a route HAProxy refused is no bar)."""
+        return self._failure is None or isinstance(self._failure, haproxy_route.RouteRefusedError)
 
     def apply_config_now(self) -> None:
-        """Reconcile from an action, re-reading the block list; raise if not serving after."""
-        self._reconcile()
-        status = self._status
-        if not isinstance(status, ops.ActiveStatus):
-            why = status.message if status is not None else "unknown"
-            raise ServiceError(f"the new config is not applied: {why}")
+        """Reconcile from an action, re-reading the block list; raise if not serving after.
 
-    def _apply(self, setup_machine: bool, routine: bool, update_snap: bool) -> str:
+        The operator asked for it on this unit: it restarts at once, without waiting its turn.
+        """
+        self._reconcile(restart_now=True)
+        if not self._applied():
+            raise ServiceError(f"the new config is not applied: {self._failure}")
+
+    def _restart_in_turn(self, update_snap: bool) -> bool:
+        """The rolling restart's callback: apply what waited (config, snap refresh) now.
+
+        Returns:
+            Whether Hockeypuck answers again.
+        """
+        self._reconcile(setup_machine=True, update_snap=update_snap, restart_now=True)
+        try:
+            self.workload.wait_serving()
+        except ServiceError as error:
+            logger.warning("not serving after a restart in turn: %s", error)
+            if self._applied():  # else the reconcile's own failure says more
+                self._status, self._failure = status_for(error), error
+            return False
+        return True
+
+    def _apply(
+        self, setup_machine: bool, routine: bool, update_snap: bool, restart_now: bool
+    ) -> str:
         """Bring the unit to the wanted state; returns the message of the Active status."""
+        route_relation = self.model.get_relation(haproxy_route.ENDPOINT)
+        if route_relation is not None and not routine:
+            # First, before anything that can fail: one unit without an address makes HAProxy
+            # refuse the whole relation, every unit's backend with it.
+            address = ingress_address(self.model, haproxy_route.ENDPOINT)
+            haproxy_route.publish_address(route_relation, self.unit, address)
         config = CharmConfig.from_config(self.config)
-        revision = self._ensure_snap(config, setup_machine, update_snap)
+        revision, refresh_waits = self._ensure_snap(
+            config, setup_machine, update_snap, restart_now
+        )
         peer_relation = self.model.get_relation(peers.ENDPOINT)
         address = self._peer_address(peer_relation, routine)
         if self.unit.is_leader():
             admin_key_store.ensure(self.model, peer_relation)
-        proxy = self._publish_route(config, routine)
+        proxy_urls = self._publish_route(route_relation, config, routine)
         if not routine:
             nodename = peers.nodename(self.unit)
             recon.publish(
@@ -173,7 +219,7 @@ class HockeypuckCharm(ops.CharmBase):
             nodename=peers.nodename(self.unit),
             unit_address=address,
             peer_units=peers.other_units(peer_relation),
-            proxy_hostname=haproxy_route.hostname(proxy.urls[0]) if proxy.urls else "",
+            proxy_hostname=haproxy_route.hostname(proxy_urls[0]) if proxy_urls else "",
             machine_hostname=self.workload.machine_hostname(refresh=setup_machine),
             charm_admin_key=admin_key_store.fingerprint(peer_relation, self.app),
             blocked_fingerprints=self.workload.cached_blocklist() or (),
@@ -186,19 +232,25 @@ class HockeypuckCharm(ops.CharmBase):
             render_key(state, templates),
             lambda: render(state, templates, self.workload.template_cache_dir),
         )
-        self.workload.ensure_running(revision)
-        self.workload.check_serving()
+        # A refresh waiting for its turn restarts the daemon then anyway: no second request.
+        waits = refresh_waits or self._ensure_running(revision, restart_now)
         if store is not None:
             self._purge_blocked_keys(store)
         peers.check_same_minor_version(self.workload.installed_version(), state.peer_units)
         recon.check_refused(remote)
-        if proxy.urls:
-            return f"serving {', '.join(proxy.urls)}"
-        if proxy.problem:
-            return f"haproxy published no usable route: {proxy.problem}"
-        if self.model.get_relation(haproxy_route.ENDPOINT) is not None:
-            return "haproxy has not published the route yet"
-        return ""
+        message = haproxy_route.route_message(route_relation, config.hostname, self.app.name)
+        if waits:
+            raise RestartPendingError()
+        return message
+
+    def _ensure_running(self, revision: str, restart_now: bool) -> bool:
+        """Run the service; True when its restart waits for this unit's turn instead."""
+        if not restart_now and self.workload.needs_restart(revision) and not self.restarts.alone():
+            self.restarts.request()
+            return True
+        self.workload.ensure_running(revision)
+        self.workload.check_serving()
+        return False
 
     def _peer_address(self, peer_relation: ops.Relation | None, routine: bool) -> str | None:
         """This unit's address, published to the other units (read back on routine hooks)."""
@@ -211,19 +263,34 @@ class HockeypuckCharm(ops.CharmBase):
             peers.publish(peer_relation, self.unit, address, self.workload.installed_version())
         return address
 
-    def _ensure_snap(self, config: CharmConfig, setup_machine: bool, update: bool) -> str:
-        """Install or refresh the snap on machine-level events (or if missing); its revision."""
+    def _ensure_snap(
+        self, config: CharmConfig, setup_machine: bool, update: bool, restart_now: bool
+    ) -> tuple[str, bool]:
+        """Install or refresh the snap on machine-level events (or if missing).
+
+        Returns:
+            The installed revision, and whether a refresh waits for this unit's turn (snapd
+            restarts the daemon when it refreshes the snap).
+        """
         revision = self.workload.installed_revision()
         if setup_machine or revision is None:
+            resource = self._snap_resource()
+            if (
+                revision is not None
+                and not restart_now
+                and not self.restarts.alone()
+                and self.workload.refresh_restarts(config.snap_channel, resource, update)
+            ):
+                self.restarts.request(update_snap=update)
+                self._check_snap_source(config, revision)
+                return revision, True
             self.unit.status = ops.MaintenanceStatus("installing the hockeypuck snap")
-            installed = self.workload.install(
-                config.snap_channel, self._snap_resource(), update=update
-            )
+            installed = self.workload.install(config.snap_channel, resource, update=update)
             revision = installed.revision
             self.unit.set_workload_version(installed.version)
             self.unit.set_ports(snap_layout.HKP_PORT, snap_layout.RECON_PORT)
         self._check_snap_source(config, revision)
-        return revision
+        return revision, False
 
     def _refresh_blocklist(
         self, credentials: database.DatabaseCredentials
@@ -256,13 +323,11 @@ class HockeypuckCharm(ops.CharmBase):
         if purged:
             logger.warning("deleted %d blocked key(s) found stored: %s", len(purged), purged)
 
-    def _publish_route(self, config: CharmConfig, routine: bool) -> haproxy_route.Answer:
-        """Ask HAProxy for the HKP route; returns the URLs it serves it on (once it says)."""
-        relation = self.model.get_relation(haproxy_route.ENDPOINT)
-        if relation is None or routine:
-            return haproxy_route.endpoints(relation)
-        route = None
-        if self.unit.is_leader():
+    def _publish_route(
+        self, relation: ops.Relation | None, config: CharmConfig, routine: bool
+    ) -> tuple[str, ...]:
+        """Ask HAProxy for the HKP route (leader); the URLs it serves it on (once it says)."""
+        if relation is not None and not routine and self.unit.is_leader():
             rate_limit = None
             if config.rate_limit_per_minute:
                 rate_limit = haproxy_route.RateLimit(
@@ -275,8 +340,7 @@ class HockeypuckCharm(ops.CharmBase):
                 health_path=snap_layout.HEALTH_PATH,
                 rate_limit=rate_limit,
             )
-        address = ingress_address(self.model, haproxy_route.ENDPOINT)
-        haproxy_route.publish(relation, self.app, self.unit, route, address)
+            haproxy_route.publish_route(relation, self.app, route)
         return haproxy_route.endpoints(relation)
 
     def _check_snap_source(self, config: CharmConfig, revision: str) -> None:

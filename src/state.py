@@ -176,21 +176,32 @@ def _snap_channel(value: str) -> str:
 
 
 def _hostname(value: str) -> str:
-    """A public DNS name (HAProxy's route validation refuses IPs and one-label names)."""
+    """A public DNS name, valid exactly as HAProxy's route validation sees it."""
     hostname = value.strip()
     if not hostname:
         return ""
-    if (
-        is_ip_address(hostname)
-        or hostname.endswith(".")
-        or "." not in hostname
-        or not is_valid_host(hostname)
-    ):
+    if not is_haproxy_domain(hostname):
         raise InvalidConfigError(
             "hostname",
-            f"{shown(value)} is not a fully qualified domain name such as keys.example.com",
+            f"{shown(value)} is not a fully qualified domain name such as keys.example.com"
+            " (HAProxy's route validation refuses it)",
         )
     return hostname.lower()
+
+
+def is_haproxy_domain(name: str) -> bool:
+    """Whether the `haproxy` charm accepts the name as a route's `hostname`.
+
+    HAProxy checks it with `validators.domain` (no trailing dot, no underscore, a last label
+    of two or more characters ending in a letter; IP addresses and one-label names fail).
+    Wildcards, which HAProxy also takes, make no sense as a keyserver's name: refused here.
+    """
+    from validators import domain  # noqa: PLC0415 - only when a hostname is set
+
+    try:
+        return bool(domain(name))
+    except UnicodeError:  # no IDNA form: HAProxy's validator fails on it the same way
+        return False
 
 
 def _optional_fingerprint(option: str, value: str) -> str:

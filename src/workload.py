@@ -23,7 +23,7 @@ from charmlibs import snap, systemd
 import config_check
 import hkp_client
 import snap_layout
-from parsing import one_line, printable
+from parsing import is_valid_host, one_line, printable
 
 logger = logging.getLogger(__name__)
 # charmlibs.systemd logs every systemctl call at DEBUG; in a hook each log line is a juju-log
@@ -44,6 +44,8 @@ RestartSec=5s
 
 # Seconds to wait after a (re)start before checking the daemon stayed up (RestartSec is 5).
 SETTLE_SECONDS = 3.0
+# Seconds a unit restarted in its turn of a rolling restart waits for `/pks/health`.
+HEALTH_TIMEOUT = 120.0
 LOCAL_REVISION_PREFIX = "x"  # snapd's revisions of snaps installed from a file: x1, x2, ...
 CONFIG_MODE = 0o600  # the config file holds the database password
 PROBE_TIMEOUT = 5.0  # seconds the local HKP port has to answer the serving check
@@ -200,16 +202,29 @@ class Hockeypuck:
         _write_atomic(self._state_dir / "snap-revision", after.revision, mode=0o644)
         return after
 
+    def refresh_restarts(self, channel: str, resource: Path | None, update: bool) -> bool:
+        """Whether `install` would refresh the snap under a running daemon (snapd restarts it).
+
+        `update` (upgrade-charm) may bring a new revision or not: counted as a refresh.
+        """
+        installed = self._snapd_info()
+        if installed is None or not self.is_running():
+            return False
+        if resource is not None:
+            return not self._resource_installed(resource)
+        if installed.revision.startswith(LOCAL_REVISION_PREFIX):
+            return True  # back from the attached file to the store
+        return update or installed.tracking != channel
+
+    def _resource_installed(self, resource: Path) -> bool:
+        """Whether this very file is the snap installed last (by its SHA-256)."""
+        return _read_text(self._state_dir / "snap-resource.sha256") == _file_digest(resource)
+
     def _install_file(self, resource: Path, installed: bool) -> None:
-        try:
-            digest = hashlib.sha256(resource.read_bytes()).hexdigest()
-        except OSError as error:
-            raise SnapError(f"cannot read the snap resource: {one_line(str(error))}") from error
-        marker = self._state_dir / "snap-resource.sha256"
-        if installed and _read_state(marker, _SHA256.fullmatch) == digest:
+        if installed and self._resource_installed(resource):
             return
         self._snap_cli("install", "--dangerous", str(resource))
-        _write_atomic(marker, digest, mode=0o644)
+        _write_atomic(self._state_dir / "snap-resource.sha256", _file_digest(resource), 0o644)
 
     def _set_up_log_file(self, installed: snap.InstalledInfo) -> None:
         """Log to a rotated file when the snap shares one through its `logs` slot."""
@@ -229,7 +244,7 @@ class Hockeypuck:
         With `refresh`, looked up again (install, config-changed and upgrade hooks).
         """
         record = self._state_dir / "hostname"
-        cached = None if refresh else _read_text(record)
+        cached = None if refresh else _read_state(record, is_valid_host)
         if cached:
             return cached
         import socket  # noqa: PLC0415 - only when the name is looked up
@@ -350,6 +365,34 @@ class Hockeypuck:
 
     # The service
 
+    def needs_restart(self, revision: str) -> bool:
+        """Whether the running service runs another config or snap revision than wanted.
+
+        Never before the charm first started it: whatever snapd started at install is not
+        serving this application yet, so starting it properly is no restart.
+        """
+        content = self._read_config()
+        applied = self._applied()
+        if content is None or applied is None or applied == _wanted(content, revision):
+            return False
+        return self.is_running()
+
+    def wait_serving(self) -> None:
+        """Wait until the daemon answers `/pks/health`.
+
+        Raises:
+            ServiceError: it does not within HEALTH_TIMEOUT seconds.
+        """
+        import hkp_client  # noqa: PLC0415 - only for a restart in a rolling restart
+
+        try:
+            wait_healthy(HEALTH_TIMEOUT)
+        except hkp_client.ServiceNotReadyError as error:
+            raise ServiceError(
+                f"restarted, but no answer on {snap_layout.HEALTH_PATH} within"
+                f" {HEALTH_TIMEOUT:.0f} s: the other units wait to restart ({error})"
+            ) from error
+
     def ensure_running(self, revision: str) -> bool:
         """Run the service with the config on disk, restarting only if it runs something else.
 
@@ -362,9 +405,7 @@ class Hockeypuck:
         content = self._read_config()
         if content is None:
             raise ServiceError(f"{self.config_path} does not exist")
-        applied = self._applied()
-        wanted = {"config": _digest(content), "revision": revision}
-        restarted = applied != wanted
+        restarted = self._applied() != _wanted(content, revision)
         try:
             if restarted:
                 systemd.service_enable(snap_layout.SERVICE)
@@ -526,7 +567,7 @@ class Hockeypuck:
         return {key: str(value) for key, value in record.items()}
 
     def _record_applied(self, content: str | None, revision: str) -> None:
-        record = {"config": _digest(content or ""), "revision": revision}
+        record = _wanted(content or "", revision)
         _write_atomic(self._state_dir / "applied.json", json.dumps(record), mode=0o600)
 
 
@@ -584,6 +625,18 @@ def settle() -> None:
     time.sleep(SETTLE_SECONDS)
 
 
+def wait_healthy(timeout: float) -> None:
+    """Wait until the local daemon answers `/pks/health` (raises ServiceNotReadyError)."""
+    import hkp_client  # noqa: PLC0415
+
+    hkp_client.HkpClient().wait_ready(timeout)
+
+
+def _wanted(content: str, revision: str) -> dict[str, str]:
+    """What the running daemon must have been started with: config digest and snap revision."""
+    return {"config": _digest(content), "revision": revision}
+
+
 def tool_error(stderr: str, returncode: int) -> str:
     """The error a Hockeypuck tool died with.
 
@@ -601,6 +654,13 @@ def tool_error(stderr: str, returncode: int) -> str:
         if entry.group(2) in ("error", "fatal", "panic"):
             logged.append(entry.group(3))
     return logged[-1] if logged else f"exit code {returncode}"
+
+
+def _file_digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as error:
+        raise SnapError(f"cannot read the snap resource: {one_line(str(error))}") from error
 
 
 def _digest(content: str) -> str:

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import ops
 
-from parsing import is_valid_host, shown
+from parsing import is_valid_host
 
 logger = logging.getLogger(__name__)
 
@@ -76,54 +76,85 @@ class Route:
         return {key: json.dumps(value) for key, value in fields.items()}
 
 
-def publish(
-    relation: ops.Relation,
-    app: ops.Application,
-    unit: ops.Unit,
-    route: Route | None,
-    address: str | None,
-) -> None:
-    """Write the route (when given: the leader) and this unit's address, where they differ."""
-    if route is not None:
-        wanted = route.app_databag()
-        _update(relation.data[app], wanted)
-        for key in OPTIONAL_KEYS - wanted.keys():
-            relation.data[app].pop(key, None)
+def publish_address(relation: ops.Relation, unit: ops.Unit, address: str | None) -> None:
+    """Write this unit's address, if it differs.
+
+    Every unit does so first thing: HAProxy refuses the whole relation while one unit's databag
+    has no valid `address`.
+    """
     if address:
         _update(relation.data[unit], {"address": json.dumps(address)})
 
 
-@dataclass(frozen=True)
-class Answer:
-    """What HAProxy answered: the usable URLs it serves the route on, and what was not usable."""
+def publish_route(relation: ops.Relation, app: ops.Application, route: Route) -> None:
+    """Write the route (the leader), only the keys that differ; drop options now unset."""
+    wanted = route.app_databag()
+    _update(relation.data[app], wanted)
+    for key in OPTIONAL_KEYS - wanted.keys():
+        relation.data[app].pop(key, None)
 
-    urls: tuple[str, ...] = ()
-    problem: str = ""
+
+class RouteRefusedError(Exception):
+    """HAProxy answered with no endpoints: it found the route invalid."""
 
 
-def endpoints(relation: ops.Relation | None) -> Answer:
-    """The URLs HAProxy serves this route on (none until it answers).
+def endpoints(relation: ops.Relation | None) -> tuple[str, ...]:
+    """The URLs HAProxy serves this route on (empty until it answers)."""
+    return _answer(relation) or ()
 
-    HAProxy's data is not trusted: anything but a JSON list of http(s) URLs with a valid host
-    is left out, and said in `problem`.
+
+def route_message(relation: ops.Relation | None, hostname: str, service: str) -> str:
+    """What the Active status says about the route: where it is served, or why not yet.
+
+    Raises:
+        RouteRefusedError: HAProxy published an empty list of endpoints, which it does for a
+            relation it found invalid; the message names the causes that fit and the fix.
     """
+    if relation is None:
+        return ""
+    answer = _answer(relation)
+    if answer:
+        return f"serving {', '.join(answer)}"
+    if answer is None:
+        if hostname:
+            return "haproxy has not published the route yet (it needs its TLS certificates)"
+        return (
+            "haproxy has not published the route yet; with no hostname set here it needs"
+            " its own external-hostname"
+        )
+    if not hostname:
+        raise RouteRefusedError(
+            f"haproxy refused the route: no host name; set one with juju config {service}"
+            " hostname=... (or haproxy's external-hostname)"
+        )
+    raise RouteRefusedError(
+        f"haproxy refused the route for {hostname}: another application on it may use the"
+        f" service name {service!r}, or a unit has no address yet (see haproxy's debug-log)"
+    )
+
+
+def _answer(relation: ops.Relation | None) -> tuple[str, ...] | None:
+    """HAProxy's endpoints; None when it has not answered (no `endpoints` key) or garbled."""
     if relation is None or relation.app is None:
-        return Answer()
+        return None
     raw = relation.data[relation.app].get("endpoints")
-    if not raw:
-        return Answer()
+    if raw is None:
+        return None
     try:
         urls = json.loads(raw)
     except (json.JSONDecodeError, RecursionError):
-        return Answer(problem=f"haproxy's endpoints {shown(raw)} are not JSON")
+        logger.warning("ignoring haproxy's endpoints: not JSON")
+        return None
     if not isinstance(urls, list) or len(urls) > MAX_ENDPOINTS:
-        return Answer(problem=f"haproxy's endpoints {shown(raw)} are not a list of URLs")
+        logger.warning("ignoring haproxy's endpoints: not a list of URLs")
+        return None
     usable = tuple(url for url in urls if _is_url(url))
-    unusable = [url for url in urls if url not in usable]
-    if unusable:
-        logger.warning("ignoring haproxy's endpoints that are not URLs: %r", unusable)
-        return Answer(usable, f"haproxy's endpoint {shown(unusable[0])} is not an http(s) URL")
-    return Answer(usable)
+    if len(usable) != len(urls):
+        # Untrusted data: a URL urllib cannot split (`http://[evil]/`) must not end the hook.
+        logger.warning("ignoring haproxy's endpoints that are not http(s) URLs: %r", urls)
+        if not usable:
+            return None
+    return usable
 
 
 def hostname(url: str) -> str:
@@ -132,18 +163,16 @@ def hostname(url: str) -> str:
 
 
 def _is_url(value: object) -> bool:
-    return (
+    """An http(s) URL of printable text with a valid host and port."""
+    if not (
         isinstance(value, str)
         and len(value) <= MAX_URL_LENGTH
         and value.isprintable()
         and " " not in value
-        and _is_http_url(value)
-    )
-
-
-def _is_http_url(text: str) -> bool:
+    ):
+        return False
     try:
-        parts = urlsplit(text)
+        parts = urlsplit(value)
         port = parts.port  # raises ValueError when malformed or out of range
     except ValueError:
         return False

@@ -157,6 +157,29 @@ CASES = [
         [(series(UP), "1x5")],
         {"12m": [], "25m": [fired("warning", from_series=False)]},
     ),
+    # --- HockeypuckUnitMetricsMissing: a unit's up series stop while they did 15 minutes ago.
+    Case(
+        "HockeypuckUnitMetricsMissing",
+        "one unit of two goes silent",
+        [(series(UP), "1x60"), (series(UP, juju_unit=f"{APP}/1"), "1x20")],
+        {
+            "22m": [],
+            "35m": [fired("warning", juju_unit=f"{APP}/1")],
+            "50m": [],
+        },
+    ),
+    Case(
+        "HockeypuckUnitMetricsMissing",
+        "every unit reports, one of them down",
+        [(series(UP), "1x60"), (series(UP, juju_unit=f"{APP}/1"), "0x60")],
+        {"35m": [], "55m": []},
+    ),
+    Case(
+        "HockeypuckUnitMetricsMissing",
+        "the collector's own series stop",
+        [(series(UP), "1x60"), (COLLECTOR_UP, "1x20")],
+        {"35m": []},
+    ),
     # --- HockeypuckRestarting: more than 2 process starts within 30 minutes.
     Case(
         "HockeypuckRestarting",
@@ -379,7 +402,7 @@ def test_promtool_accepts_the_published_rules(tmp_path: Path):
     result = promtool("check", "rules", path)
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 9 rules found" in result.stdout
+    assert "SUCCESS: 10 rules found" in result.stdout
 
 
 @needs_promtool

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import subprocess
+import sys
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -11,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from charmlibs import snap, systemd
+from charmlibs import rollingops, snap, systemd
 from hypothesis import HealthCheck, settings
 from ops import testing
 
 import admin_key
 import blocklist
 import charm
+import hkp_client
 import snap_layout
 import workload
 
@@ -39,6 +41,7 @@ settings.register_profile(
 settings.load_profile("charm")
 
 REPO_ROOT = Path(__file__).parents[2]
+SITE_PACKAGES = Path(rollingops.__file__).parents[2]
 DB_PASSWORD = "s3cret-pw"
 DB_USER = "relation-7"
 
@@ -132,10 +135,18 @@ class FakeSystemd:
     daemon_reloads: int = 0
 
     dies_after_start: bool = False
+    answers_health: bool = True
+    health_waits: int = 0
 
     def settle(self) -> None:
         if self.dies_after_start:
             self.running = False
+
+    def wait_healthy(self, timeout: float) -> None:
+        """`/pks/health` of the daemon: answers while it runs (unless told not to)."""
+        self.health_waits += 1
+        if not (self.running and self.answers_health):
+            raise hkp_client.ServiceNotReadyError("connection refused")
 
     def service_running(self, unit: str) -> bool:
         assert unit == snap_layout.SERVICE
@@ -302,6 +313,7 @@ def systemctl(monkeypatch: pytest.MonkeyPatch) -> FakeSystemd:
     monkeypatch.setattr(workload, "settle", fake.settle)
     # A restarted daemon answers HKP at once, or not at all.
     monkeypatch.setattr(workload, "STARTUP_GRACE_SECONDS", 0.0)
+    monkeypatch.setattr(workload, "wait_healthy", fake.wait_healthy)
     for name in (
         "service_running",
         "service_restart",
@@ -333,7 +345,41 @@ def make_charm_root(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     for name in ("src", "templates"):
         (directory / name).symlink_to(REPO_ROOT / name)
+    add_charm_venv(directory)
     return directory
+
+
+def add_charm_venv(charm_dir: Path) -> None:
+    """The packed charm's `venv/lib/pythonX.Y/site-packages`, pointing at this interpreter's.
+
+    charmlibs-rollingops starts its worker script from there (it checks that it exists) when
+    the leader grants itself the lock; fake the process itself with `FakeWorker`.
+    """
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    lib = charm_dir / "venv" / "lib" / version
+    lib.mkdir(parents=True)
+    (lib / "site-packages").symlink_to(SITE_PACKAGES)
+
+
+@dataclass
+class FakeWorker:
+    """Processes the charm spawns: the rolling-ops worker that dispatches the lock hook."""
+
+    commands: list[list[str]] = field(default_factory=list)
+
+    def popen(self, command: list[str], **_: object) -> FakeWorker:
+        assert command[2].endswith("rollingops/_peer/_rollingops.py"), command
+        self.commands.append([str(part) for part in command])
+        return self
+
+    pid = 2**22 + 1  # above the kernel's pid_max: never a live process
+
+
+@pytest.fixture
+def worker(monkeypatch: pytest.MonkeyPatch) -> FakeWorker:
+    fake = FakeWorker()
+    monkeypatch.setattr(subprocess, "Popen", fake.popen)
+    return fake
 
 
 @pytest.fixture
@@ -344,6 +390,7 @@ def ctx(
     blocklist_db: FakeBlocklist,
     admin_keys_made: list[str],
     hkp_port: FakeHkpPort,
+    worker: FakeWorker,
     tmp_path: Path,
 ) -> testing.Context:
     return testing.Context(charm.HockeypuckCharm, charm_root=make_charm_root(tmp_path / "charm"))

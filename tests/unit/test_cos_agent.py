@@ -46,6 +46,7 @@ WIRE_KEYS = [
 ALERTS = {
     "HockeypuckTargetDown",
     "HockeypuckMetricsAbsent",
+    "HockeypuckUnitMetricsMissing",
     "HockeypuckRestarting",
     "HockeypuckHighHTTPErrorRatio",
     "HockeypuckSlowLookups",

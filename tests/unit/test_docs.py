@@ -576,14 +576,15 @@ def _module_names() -> dict[str, str]:
 def status_templates() -> dict[str, dict[str, bool]]:
     """Regular expressions of every status message the code can set, by status kind.
 
-    Direct `ops.<Kind>Status("...")` messages, the Active message `_apply` returns, and every
+    Direct `ops.<Kind>Status("...")` messages, the Active messages `_apply` and the route's
+    `route_message` return, and every
     message of an exception that `status_for` shows, wrapped the way `status_for` wraps it.
     Each maps to whether it is generic: `status_for`'s own wrappers, whose `.+` stands for any
     error; a documented message matches a generic one only with a `<...>` in that place.
     """
     import charm  # noqa: PLC0415
     import workload  # noqa: PLC0415
-    from relations import peers, recon  # noqa: PLC0415
+    from relations import haproxy_route, peers, recon  # noqa: PLC0415
     from relations.remote_data import RemoteDataError  # noqa: PLC0415
     from state import InvalidConfigError  # noqa: PLC0415
 
@@ -605,6 +606,7 @@ def status_templates() -> dict[str, dict[str, bool]]:
         peers.VersionMismatchError,
         RemoteDataError,
         recon.RefusedReconDataError,
+        haproxy_route.RouteRefusedError,
     ):
         name = error_class.__name__
         status = charm.status_for(error_class(sentinel))
@@ -620,7 +622,7 @@ def status_templates() -> dict[str, dict[str, bool]]:
     for option, why in _option_checks(names):
         add(invalid.name, invalid_wrapper.format(option=option, why=why))
     for node, generic in _status_code():
-        if isinstance(node, ast.FunctionDef) and node.name == "_apply":
+        if isinstance(node, ast.FunctionDef) and node.name in ("_apply", "route_message"):
             for message in _returned_strings(node):
                 if pattern := _pattern(message, names):
                     add("active", pattern)
@@ -680,11 +682,12 @@ def _called_on(functions: list[ast.FunctionDef], receiver: str) -> set[str]:
 def _status_code() -> Iterator[tuple[ast.AST, bool]]:
     """(node, inside status_for) for the code a unit's status can come from.
 
-    That is what `_reconcile` runs in the charm and in the workload, plus the state and the
+    That is what `_reconcile` and the rolling restart's callback run in the charm and in the
+    workload, plus the state and the
     relation modules; actions (which fail with a message instead) are left out.
     """
     charm_methods = _methods(SRC / "charm.py", "HockeypuckCharm")
-    charm_reached = _reachable(charm_methods, {"_reconcile"}, "self")
+    charm_reached = _reachable(charm_methods, {"_reconcile", "_restart_in_turn"}, "self")
     workload_methods = _methods(SRC / "workload.py", "Hockeypuck")
     workload_roots = _called_on([charm_methods[name] for name in charm_reached], "self.workload")
     workload_reached = _reachable(workload_methods, workload_roots, "self")

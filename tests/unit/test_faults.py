@@ -388,7 +388,7 @@ def test_an_action_whose_database_fails_mid_way_fails_with_a_message(
         )
 
     assert "could not apply the new block list" in failure.value.message
-    assert "database unreachable with current credentials" in failure.value.message
+    assert "a lookup on 127.0.0.1:11371 answered 500" in failure.value.message
     assert "it tries again on its next hook" in failure.value.message
     assert blocklist_db.entries == {"ab" * 20: "spam"}  # kept: the next hook applies it
 

@@ -198,11 +198,12 @@ def test_unreachable_database_keeps_the_cached_block_list(
     assert out.unit_status == testing.ActiveStatus()
 
 
-def test_another_units_block_list_change_is_applied_with_one_restart(
+def test_another_units_block_list_change_is_applied_with_one_restart_in_turn(
     ctx: testing.Context, blocklist_db: FakeBlocklist, systemctl: FakeSystemd, root: Path
 ):
     state, peers = ready_with_admin_key()
     ctx.run(ctx.on.config_changed(), state)
+    started = systemctl.restarts
     blocklist_db.entries = {MALLORY.lower(): "spam"}  # written by the action on unit 1
     announced = dataclasses.replace(
         peers,
@@ -211,11 +212,24 @@ def test_another_units_block_list_change_is_applied_with_one_restart(
     others = {relation for relation in state.relations if relation.id != peers.id}
     changed = dataclasses.replace(state, relations={*others, announced})
 
-    ctx.run(ctx.on.relation_changed(announced, remote_unit=1), changed)
-    ctx.run(ctx.on.update_status(), changed)
+    waiting = ctx.run(ctx.on.relation_changed(announced, remote_unit=1), changed)
+    asked = waiting.get_relation(peers.id).local_unit_data
+    granted = dataclasses.replace(
+        announced,
+        local_unit_data=asked,
+        local_app_data={**announced.local_app_data, "granted_unit": "hockeypuck/0"},
+    )
+    ctx.run(ctx.on.relation_changed(granted, remote_unit=1), replace_relation(changed, granted))
+    ctx.run(ctx.on.update_status(), replace_relation(changed, granted))
 
     assert rendered(root)["openpgp"]["blacklist"] == [MALLORY.lower()]
-    assert systemctl.restarts == 2
+    assert asked["state"] == "request"
+    assert systemctl.restarts == started + 1
+
+
+def replace_relation(state: testing.State, relation: testing.RelationBase) -> testing.State:
+    others = {other for other in state.relations if other.id != relation.id}
+    return dataclasses.replace(state, relations={*others, relation})
 
 
 def test_a_unit_applying_the_block_list_purges_blocked_keys_that_are_stored(

@@ -125,3 +125,20 @@ def test_rule_files_are_in_the_directory_the_charm_reads():
         "keys.rules",
         "recon.rules",
     ]
+
+
+def test_dashboard_shows_per_unit_which_serves_and_which_restarts():
+    dashboard = json.loads(DASHBOARD.read_text())
+    titles = [panel["title"] for panel in dashboard["panels"]]
+    start = titles.index("Units: which serves, which restarts")
+    row = []
+    for panel in dashboard["panels"][start + 1 :]:
+        if panel["type"] == "row":
+            break
+        row.append(panel)
+    targets = [target for panel in row for target in panel["targets"]]
+
+    assert {panel["type"] for panel in row} >= {"state-timeline"}
+    assert all(target["legendFormat"] == "{{juju_unit}}" for target in targets)
+    queried = set().union(*(queried_metric_names(target["expr"]) for target in targets))
+    assert {"up", "process_start_time_seconds"} <= queried

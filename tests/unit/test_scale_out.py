@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from charmlibs import snap
 from ops import testing
 
-from tests.unit.conftest import FakeSystemd, config_file, ready_state
+from tests.unit.conftest import FakeSnapd, FakeSystemd, config_file, ready_state
 
 PEERS = "hockeypuck-peers"
 UNIT_ADDRESS = "192.0.2.0"  # ops.testing's default address for every binding
@@ -71,26 +72,43 @@ def test_unit_publishes_its_address_and_version(ctx: testing.Context):
     }
 
 
-def test_join_and_depart_restart_once_each(
+def test_join_and_depart_restart_once_each_in_its_turn(
     ctx: testing.Context, systemctl: FakeSystemd, root: Path
 ):
     two = peer_relation(2)
     ctx.run(ctx.on.config_changed(), ready_state(two))
+    started = systemctl.restarts
     three = peer_relation(3, id=two.id)
-    with_three = ready_state(three)
 
-    ctx.run(ctx.on.relation_joined(three, remote_unit=2), with_three)
-    ctx.run(ctx.on.relation_changed(three, remote_unit=2), with_three)
-    ctx.run(ctx.on.update_status(), with_three)
-    assert systemctl.restarts == 2
+    joined = ctx.run(ctx.on.relation_joined(three, remote_unit=2), ready_state(three))
+    asked = joined.get_relation(three.id).local_unit_data
+    granted = peer_relation(
+        3, id=two.id, local_unit_data=asked, local_app_data={"granted_unit": "hockeypuck/0"}
+    )
+    ctx.run(ctx.on.relation_changed(granted, remote_unit=2), ready_state(granted))
+    ctx.run(ctx.on.update_status(), ready_state(granted))
+
+    assert joined.unit_status == testing.WaitingStatus(
+        "waiting to restart (rolling restart, one unit at a time)"
+    )
+    assert asked["state"] == "request"
+    assert systemctl.restarts == started + 1
     assert set(recon(root)["partner"]) == {"hockeypuck-1", "hockeypuck-2"}
 
     departed = peer_relation(2, id=two.id)
-    back_to_two = ready_state(departed)
-    ctx.run(ctx.on.relation_departed(departed, remote_unit=2, departing_unit=2), back_to_two)
-    ctx.run(ctx.on.leader_elected(), back_to_two)
+    left = ctx.run(
+        ctx.on.relation_departed(departed, remote_unit=2, departing_unit=2),
+        ready_state(departed),
+    )
+    granted = peer_relation(
+        2,
+        id=two.id,
+        local_unit_data=left.get_relation(two.id).local_unit_data,
+        local_app_data={"granted_unit": "hockeypuck/0"},
+    )
+    ctx.run(ctx.on.update_status(), ready_state(granted))
 
-    assert systemctl.restarts == 3
+    assert systemctl.restarts == started + 2
     assert set(recon(root)["partner"]) == {"hockeypuck-1"}
 
 
@@ -241,14 +259,85 @@ def test_unset_options_are_removed_from_the_route(ctx: testing.Context):
     assert "rate_limit" not in data
 
 
-def test_garbage_endpoints_from_haproxy_are_ignored_and_said(ctx: testing.Context):
+def test_garbage_endpoints_from_haproxy_are_ignored(ctx: testing.Context):
     route = haproxy(endpoints="not json")
+
+    out = ctx.run(
+        ctx.on.relation_changed(route), ready_state(route, config={"hostname": "k.example.com"})
+    )
+
+    assert out.unit_status == testing.ActiveStatus(
+        "haproxy has not published the route yet (it needs its TLS certificates)"
+    )
+
+
+def test_no_answer_and_no_hostname_names_haproxys_external_hostname(ctx: testing.Context):
+    route = haproxy()
 
     out = ctx.run(ctx.on.relation_changed(route), ready_state(route))
 
     assert out.unit_status == testing.ActiveStatus(
-        "haproxy published no usable route: haproxy's endpoints 'not json' are not JSON"
+        "haproxy has not published the route yet; with no hostname set here it needs its own"
+        " external-hostname"
     )
+
+
+def test_route_refused_without_a_hostname_blocks_with_the_fix(ctx: testing.Context):
+    route = haproxy(endpoints="[]")
+
+    out = ctx.run(ctx.on.relation_changed(route), ready_state(route))
+
+    assert out.unit_status == testing.BlockedStatus(
+        "haproxy refused the route: no host name; set one with juju config hockeypuck"
+        " hostname=... (or haproxy's external-hostname)"
+    )
+
+
+def test_route_refused_with_a_hostname_names_the_remaining_causes(ctx: testing.Context):
+    route = haproxy(endpoints="[]")
+
+    out = ctx.run(
+        ctx.on.relation_changed(route),
+        ready_state(route, config={"hostname": "keys.example.com"}),
+    )
+
+    assert out.unit_status == testing.BlockedStatus(
+        "haproxy refused the route for keys.example.com: another application on it may use"
+        " the service name 'hockeypuck', or a unit has no address yet (see haproxy's debug-log)"
+    )
+
+
+def test_a_refused_route_still_serves_on_the_unit(
+    ctx: testing.Context, systemctl: FakeSystemd, root: Path
+):
+    route = haproxy(endpoints="[]")
+
+    ctx.run(ctx.on.relation_changed(route), ready_state(route))
+
+    assert systemctl.running
+    assert config_file(root).exists()
+
+
+def test_address_is_published_even_when_the_snap_cannot_be_installed(
+    ctx: testing.Context, snapd: FakeSnapd
+):
+    route = haproxy()
+    snapd.fail_with = snap.ConnectionError("snapd is not answering")
+
+    out = ctx.run(ctx.on.relation_joined(route), ready_state(route))
+
+    assert isinstance(out.unit_status, testing.BlockedStatus)
+    assert "snapd is not answering" in out.unit_status.message
+    assert out.get_relation(route.id).local_unit_data["address"] == json.dumps(UNIT_ADDRESS)
+
+
+def test_address_is_published_even_with_invalid_config(ctx: testing.Context):
+    route = haproxy()
+
+    out = ctx.run(ctx.on.relation_joined(route), ready_state(route, config={"log-level": "LOUD"}))
+
+    assert isinstance(out.unit_status, testing.BlockedStatus)
+    assert out.get_relation(route.id).local_unit_data["address"] == json.dumps(UNIT_ADDRESS)
 
 
 def test_a_new_address_is_published_by_the_next_non_routine_hook(ctx: testing.Context):

@@ -11,6 +11,7 @@ from state import (
     is_valid_host,
     normalise_fingerprint,
 )
+from tests import hostnames
 
 V4 = "4E6955676366F4F25D46BBD77722ECD1CF6E3EEA"
 V6 = "AB" * 32
@@ -132,12 +133,17 @@ def test_error_names_option_and_reason():
     assert (error.option, error.why) == ("log-level", "'x' is not one of INFO")
 
 
-@pytest.mark.parametrize(
-    "hostname", ["10.0.0.1", "2001:db8::1", "keyserver", "keys.example.com.", "-x.example.com"]
-)
+@pytest.mark.parametrize("hostname", hostnames.REFUSED)
 def test_hostname_must_be_a_domain_name_haproxy_accepts(hostname: str):
-    with pytest.raises(InvalidConfigError, match="is not a fully qualified domain name"):
+    with pytest.raises(InvalidConfigError, match="HAProxy's route validation refuses it"):
         CharmConfig.from_config({"snap-channel": "latest/edge", "hostname": hostname})
+
+
+@pytest.mark.parametrize("hostname", hostnames.ACCEPTED)
+def test_hostname_haproxy_accepts_is_taken(hostname: str):
+    config = CharmConfig.from_config({"snap-channel": "latest/edge", "hostname": hostname})
+
+    assert config.hostname == hostname.lower()
 
 
 def test_hostname_is_lower_cased():
