@@ -3,8 +3,10 @@
 
 Cold start runs the charm the way Juju does (a fresh Python process dispatching
 `hooks/update-status`), with Juju's hook tools and systemctl replaced by tiny shell scripts on
-PATH, against a workload already configured (so the hook is the usual no-op). It reports the
-median wall time of the whole process and of import-to-end inside it.
+PATH, against a workload already configured (so the hook is the usual no-op). The charm's
+serving check (one HKP lookup) goes to a small HTTP server on a free loopback port, answering
+404 as Hockeypuck does for an unknown key. It reports the median wall time of the whole process
+and of import-to-end inside it.
 
 In-process runs the same no-op update-status through ops.testing repeatedly, with the machine
 faked at the charmlibs seam, and reports the median per dispatch.
@@ -15,6 +17,8 @@ Usage: python benchmarks/charm_timing.py [--runs N]
 from __future__ import annotations
 
 import argparse
+import contextlib
+import http.server
 import json
 import os
 import shutil
@@ -22,8 +26,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -96,7 +102,9 @@ from pathlib import Path
 sys.path[:0] = [{src!r}, {lib!r}]  # as the packed charm's dispatch (PYTHONPATH=lib)
 import ops
 import charm
+import workload
 charm.HockeypuckCharm.workload_root = Path({root!r})
+workload.Hockeypuck.hkp_address = ("127.0.0.1", {hkp_port})
 ops.main(charm.HockeypuckCharm)
 print(f"INPROCESS {{time.perf_counter() - t0:.6f}}", file=sys.stderr)
 """
@@ -140,7 +148,32 @@ def write_tool(path: Path, body: str) -> None:
     path.chmod(0o755)
 
 
-def make_sandbox(base: Path) -> dict[str, str]:
+class _NotFound(http.server.BaseHTTPRequestHandler):
+    """Hockeypuck's answer to a lookup of a key it does not have."""
+
+    def do_GET(self) -> None:
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
+@contextlib.contextmanager
+def hkp_port() -> Iterator[int]:
+    """A loopback HTTP server standing for Hockeypuck's HKP port, for the serving check."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotFound)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def make_sandbox(base: Path, port: int) -> dict[str, str]:
     """Hook tools, a charm dir and a workload root; returns the dispatch environment."""
     bin_dir = base / "bin"
     bin_dir.mkdir()
@@ -163,7 +196,9 @@ def make_sandbox(base: Path) -> dict[str, str]:
     state_dir.mkdir(parents=True)
     (state_dir / "snap-revision").write_text("42")
     driver = base / "dispatch.py"
-    driver.write_text(DRIVER.format(src=str(REPO / "src"), lib=str(REPO / "lib"), root=str(root)))
+    driver.write_text(
+        DRIVER.format(src=str(REPO / "src"), lib=str(REPO / "lib"), root=str(root), hkp_port=port)
+    )
     (base / "bare.py").write_text(BARE_DRIVER.format())
     return {
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
@@ -180,8 +215,8 @@ def make_sandbox(base: Path) -> dict[str, str]:
 
 def cold_start(runs: int, bare: bool = False) -> tuple[float, float]:
     """Median wall time of the dispatch process, and of import-to-end inside it."""
-    with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, **make_sandbox(Path(tmp))}
+    with tempfile.TemporaryDirectory() as tmp, hkp_port() as port:
+        env = {**os.environ, **make_sandbox(Path(tmp), port)}
         # A packed charm ships compiled bytecode; let the warm-up run write it.
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         driver = Path(env["DRIVER"])
@@ -210,7 +245,12 @@ def in_process(runs: int) -> tuple[float, float]:
 
     from tests.unit import conftest  # noqa: PLC0415
 
-    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        pytest.MonkeyPatch.context() as patch,
+        hkp_port() as port,
+    ):
+        patch.setattr(conftest.workload.Hockeypuck, "hkp_address", ("127.0.0.1", port))
         systemd_fake = conftest.FakeSystemd()
         snapd_fake = conftest.FakeSnapd(systemd=systemd_fake)
         for name in ("list_one", "ensure_installed", "hold"):

@@ -17,6 +17,7 @@ import blocklist
 import hkp_client
 from admin_key import GpgError
 from relations import database, peers
+from relations.remote_data import RemoteDataError
 from workload import Hockeypuck, WorkloadError
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ EXPECTED_FAILURES = (
     WorkloadError,
     database.DatabaseRelationMissingError,
     database.DatabaseNotReadyError,
+    RemoteDataError,
 )
 
 
@@ -111,12 +113,12 @@ class KeyserverActions(ops.Object):
             event,
             lambda: rebuild_prefix_tree(
                 self._workload.prefix_tree,
-                stop_service=step("stopping Hockeypuck", self._workload.stop),
+                stop_service=step("stopping Hockeypuck", self._workload.pause),
                 run_pbuild=step(
                     "rebuilding the prefix tree from the database (hours for millions of keys)",
                     lambda: self._workload.run_tool("pbuild"),
                 ),
-                start_service=step("starting Hockeypuck", self._workload.start),
+                start_service=lambda: self._resume(event.log),
                 count_keys=store.count_keys if store else _unknown_count,
                 keep_old=bool(event.params.get("keep-old-tree", False)),
             ),
@@ -131,8 +133,8 @@ class KeyserverActions(ops.Object):
             return bulk_actions.load_keys(
                 str(event.params["path"]),
                 common_dir=self._workload.common_dir,
-                stop_service=self._workload.stop,
-                start_service=self._workload.start,
+                stop_service=self._workload.pause,
+                start_service=lambda: self._resume(event.log),
                 run_load=lambda argument: self._workload.run_tool("load", argument),
                 count_keys=lambda: self._store().count_keys(),
                 log=event.log,
@@ -151,8 +153,8 @@ class KeyserverActions(ops.Object):
                 str(event.params.get("path", "")),
                 event.params.get("keys-per-file", bulk_actions.DEFAULT_KEYS_PER_FILE),
                 common_dir=self._workload.common_dir,
-                stop_service=self._workload.stop,
-                start_service=self._workload.start,
+                stop_service=self._workload.pause,
+                start_service=lambda: self._resume(event.log),
                 run_dump=lambda directory, count: self._workload.run_tool(
                     "dump", "-path", directory, "-count", str(count)
                 ),
@@ -161,6 +163,13 @@ class KeyserverActions(ops.Object):
             )
 
         self._run(event, action)
+
+    def _resume(self, log: Callable[[str], None]) -> None:
+        """Start Hockeypuck after an offline tool, unless the charm had stopped it on purpose."""
+        if self._workload.resume():
+            log("started Hockeypuck again")
+        else:
+            log("left Hockeypuck stopped: the charm had stopped it (no database relation)")
 
     def _check_configured(self) -> None:
         """The bulk tools read Hockeypuck's config file: refuse before stopping anything."""

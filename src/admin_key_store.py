@@ -12,6 +12,7 @@ import ops
 
 import admin_key
 from admin_key import AdminKey, AdminKeySigner, GpgError
+from state import normalise_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -21,10 +22,17 @@ SECRET_ID_KEY = "admin-key-secret-id"  # noqa: S105 - a databag key
 
 
 def fingerprint(peer_relation: ops.Relation | None, app: ops.Application) -> str:
-    """The admin key's fingerprint, or "" before the leader has made it."""
+    """The admin key's fingerprint, or "" before the leader has made it (or if unusable)."""
     if peer_relation is None:
         return ""
-    return peer_relation.data[app].get(FINGERPRINT_KEY, "")
+    value = peer_relation.data[app].get(FINGERPRINT_KEY, "")
+    if not value:
+        return ""
+    try:
+        return normalise_fingerprint(value)
+    except ValueError as error:
+        logger.warning("ignoring the published admin key fingerprint: %s", error)
+        return ""
 
 
 def ensure(model: ops.Model, peer_relation: ops.Relation | None) -> None:

@@ -34,7 +34,8 @@ import posixpath
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -59,6 +60,8 @@ DEFAULT_KEYS_PER_FILE = 15000
 DUMP_FILE_PATTERN = "hkp-dump-*.pgp"
 DUMP_PARENT = SNAP_COMMON / "dump"
 PROGRESS_INTERVAL = 60.0  # seconds between progress lines while the dump tool runs
+MAX_PATH_BYTES = 4095  # Linux's PATH_MAX, less the terminating NUL
+MAX_NAME_BYTES = 255  # NAME_MAX: one component of a path
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _GO_GLOB_META = re.compile(r"([*?\[\\])")
 _GLOB_MAGIC = re.compile(r"[*?\[]")
@@ -89,8 +92,34 @@ def _unit_path(text: str, what: str) -> PurePosixPath:
         raise ActionFailedError(f"the {what} is empty")
     if _CONTROL.search(text):
         raise ActionFailedError(f"the {what} contains control characters")
+    try:
+        encoded = os.fsencode(text.strip())
+    except UnicodeEncodeError:
+        raise ActionFailedError(f"the {what} is not valid UTF-8 text") from None
+    if len(encoded) > MAX_PATH_BYTES or any(
+        len(name) > MAX_NAME_BYTES for name in encoded.split(b"/")
+    ):
+        raise ActionFailedError(
+            f"the {what} is longer than the file system allows ({MAX_PATH_BYTES} bytes, "
+            f"{MAX_NAME_BYTES} for each name in it)"
+        )
     path = PurePosixPath(text.strip())
     return path if path.is_absolute() else SNAP_COMMON / path
+
+
+@contextmanager
+def _path_errors(text: str) -> Iterator[None]:
+    """Turn what the file system says about an operator's path into a failure message.
+
+    ENAMETOOLONG, ELOOP and the like are OSError; Python 3.11's `Path.resolve` reports a
+    symlink loop as RuntimeError.
+    """
+    try:
+        yield
+    except (OSError, RuntimeError) as error:
+        raise ActionFailedError(
+            f"cannot use the path {text.strip()[:200]!r}: {_first_line(error)}; nothing was done"
+        ) from error
 
 
 def _lexically_inside(path: PurePosixPath) -> bool:
@@ -224,9 +253,14 @@ def _dump_directory(
     return resolved, snap
 
 
+MAX_KEYS_PER_FILE = 10_000_000
+
+
 def _positive_int(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ActionFailedError(f"{what} must be a positive integer, not {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_KEYS_PER_FILE:
+        raise ActionFailedError(
+            f"{what} must be a positive integer up to {MAX_KEYS_PER_FILE}, not {value!r:.40}"
+        )
     return value
 
 
@@ -396,7 +430,7 @@ def _start(
     start_service: Callable[[], None], failure: str | None, log: Callable[[str], None]
 ) -> None:
     """Start Hockeypuck again; a failure to start is added to any earlier failure."""
-    log("starting Hockeypuck")
+    log("restoring Hockeypuck's service")
     try:
         start_service()
     except Exception as error:
@@ -448,8 +482,9 @@ def load_keys(
             not be stopped; the tool failed on a file (the files before it are loaded) or
             could not read some files; the service could not be started.
     """
-    files = _keydump_files(path, common_dir, unit)
-    total_bytes = sum(file.host.stat().st_size for file in files)
+    with _path_errors(path):
+        files = _keydump_files(path, common_dir, unit)
+        total_bytes = sum(file.host.stat().st_size for file in files)
     log(
         f"{len(files)} keydump file(s), {total_bytes / 1e6:.1f} MB; a load takes hours for "
         "millions of keys (tens of thousands a minute)"
@@ -593,8 +628,9 @@ def dump_keys(
             could not be stopped; the dump failed; the service could not be started.
     """
     count = _positive_int(keys_per_file, "keys-per-file")
-    target, snap = _dump_directory(path, common_dir, now)
-    created = not target.exists()
+    with _path_errors(path):
+        target, snap = _dump_directory(path, common_dir, now)
+        created = not target.exists()
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as error:

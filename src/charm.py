@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import ops
 
@@ -15,16 +14,25 @@ import snap_layout
 from actions import KeyserverActions
 from charms.hockeypuck.v0.recon_peering import ReconPeering
 from hockeypuck_config import TEMPLATES_DIR, render, render_key
+from parsing import one_line
 from relations import database, haproxy_route, peers, recon
 from relations.binding import ingress_address
 from relations.cos_agent import CosAgentProvider
+from relations.remote_data import RemoteDataError
 from rolling import RestartPendingError, RollingRestart
 from state import CharmConfig, CharmState, InvalidConfigError
-from workload import LOCAL_REVISION_PREFIX, Hockeypuck, ServiceError, WorkloadError
+from workload import (
+    LOCAL_REVISION_PREFIX,
+    DatabaseUnreachableError,
+    Hockeypuck,
+    ServiceError,
+    WorkloadError,
+)
 
 logger = logging.getLogger(__name__)
 
 SNAP_RESOURCE = "hockeypuck-snap"
+MAX_STATUS_LENGTH = 256
 
 
 # Failures the reconcile expects: they end in a status, and the next hook tries again.
@@ -36,6 +44,7 @@ EXPECTED_FAILURES = (
     recon.RefusedReconDataError,
     haproxy_route.RouteRefusedError,
     RestartPendingError,
+    RemoteDataError,
     WorkloadError,
 )
 
@@ -43,16 +52,28 @@ EXPECTED_FAILURES = (
 def status_for(error: Exception) -> ops.StatusBase:
     """The one place that turns an expected failure into the status the operator sees."""
     if isinstance(error, InvalidConfigError):
-        return ops.BlockedStatus(f"invalid config: {error}")
-    if isinstance(error, database.DatabaseRelationMissingError):
-        return ops.BlockedStatus("needs a database relation")
-    if isinstance(error, database.DatabaseNotReadyError):
-        return ops.WaitingStatus("waiting for database credentials")
-    if isinstance(error, RestartPendingError):
-        return ops.WaitingStatus("waiting to restart (rolling restart, one unit at a time)")
-    if isinstance(error, ServiceError):
-        return ops.BlockedStatus(f"{error} (see journalctl -u {snap_layout.SERVICE})")
-    return ops.BlockedStatus(str(error))  # the snap, a version mismatch: the message says all
+        status = ops.BlockedStatus(f"invalid config: {error}")
+    elif isinstance(error, database.DatabaseRelationMissingError):
+        status = ops.BlockedStatus("needs a database relation")
+    elif isinstance(error, database.DatabaseNotReadyError):
+        status = ops.WaitingStatus("waiting for database credentials")
+    elif isinstance(error, RestartPendingError):
+        status = ops.WaitingStatus("waiting to restart (rolling restart, one unit at a time)")
+    elif isinstance(error, RemoteDataError):
+        status = ops.BlockedStatus(f"unusable relation data: {error}")
+    elif isinstance(error, DatabaseUnreachableError):
+        status = ops.BlockedStatus(f"database unreachable with current credentials: {error}")
+    elif isinstance(error, ServiceError):
+        status = ops.BlockedStatus(f"{error} (see journalctl -u {snap_layout.SERVICE})")
+    else:  # the snap, a file, the rendered config, a version mismatch: the message says all
+        status = ops.BlockedStatus(str(error))
+    return bounded(status)
+
+
+def bounded(status: ops.StatusBase) -> ops.StatusBase:
+    """The status with its message on one line and at most MAX_STATUS_LENGTH characters."""
+    message = one_line(status.message, MAX_STATUS_LENGTH)
+    return status if message == status.message else ops.StatusBase.from_name(status.name, message)
 
 
 class HockeypuckCharm(ops.CharmBase):
@@ -125,7 +146,7 @@ class HockeypuckCharm(ops.CharmBase):
             self._status = status_for(error)
             self._failure = error
         else:
-            self._status = ops.ActiveStatus(message)
+            self._status = bounded(ops.ActiveStatus(message))
             self._failure = None
 
     def _applied(self) -> bool:
@@ -188,7 +209,9 @@ class HockeypuckCharm(ops.CharmBase):
         if self.unit.is_leader() and not routine:
             database.request_database(relation, self.app)
         credentials = database.read_credentials(self.model, relation, refresh=not routine)
-        store = None if routine else self._refresh_blocklist(credentials)
+        store = None
+        if not routine or self.workload.cached_blocklist() is None:
+            store = self._refresh_blocklist(credentials)
         remote = self.recon.partners()
         state = CharmState(
             config=config,
@@ -196,10 +219,10 @@ class HockeypuckCharm(ops.CharmBase):
             nodename=peers.nodename(self.unit),
             unit_address=address,
             peer_units=peers.other_units(peer_relation),
-            proxy_hostname=(urlsplit(proxy_urls[0]).hostname or "") if proxy_urls else "",
+            proxy_hostname=haproxy_route.hostname(proxy_urls[0]) if proxy_urls else "",
             machine_hostname=self.workload.machine_hostname(refresh=setup_machine),
             charm_admin_key=admin_key_store.fingerprint(peer_relation, self.app),
-            blocked_fingerprints=self.workload.cached_blocklist(),
+            blocked_fingerprints=self.workload.cached_blocklist() or (),
             web_layout=self.workload.web_layout(),
             log_file=self.workload.log_file(),
             remote_partners=remote.units,
@@ -226,6 +249,7 @@ class HockeypuckCharm(ops.CharmBase):
             self.restarts.request()
             return True
         self.workload.ensure_running(revision)
+        self.workload.check_serving()
         return False
 
     def _peer_address(self, peer_relation: ops.Relation | None, routine: bool) -> str | None:

@@ -7,8 +7,9 @@ down, typically), and no answer at all = the service is not ready.
 
 from __future__ import annotations
 
-import http.client
 import json
+import re
+import socket
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -16,11 +17,17 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import snap_layout
+from parsing import ascii_int
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_TIMEOUT = 30.0
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 DELETE_FIRST_LINE = "/pks/delete"
+# A fingerprint no key has: looking it up costs the database one index probe.
+PROBE_SEARCH = "0x" + "0" * 40
+MAX_STATUS_LINE = 1024
+_HEX = re.compile(r"[0-9A-Fa-f]+")
+_MAX_TIME = 253402300799  # 9999-12-31T23:59:59Z, the last second datetime can hold
 
 
 class HkpError(Exception):
@@ -98,14 +105,18 @@ def delete_keytext(armored_key: str) -> str:
 def parse_index(text: str) -> list[IndexEntry]:
     """Parse the HKP machine-readable index (`info:`, `pub:`, `uid:` lines).
 
-    Unknown lines are skipped; `uid:` lines before any `pub:` line are ignored.
+    Unknown lines are skipped; `uid:` lines before any `pub:` line are ignored. Fields that
+    are not what HKP says (a key that is not hex, a number that is not ASCII digits) are left
+    empty.
     """
     entries: list[IndexEntry] = []
     for raw in text.splitlines():
         fields = raw.strip().split(":")
         if fields[0] == "pub" and len(fields) >= 2:
             fields += [""] * (7 - len(fields))
-            key = fields[1].strip().upper()
+            key = fields[1].strip()
+            # Not a key id or fingerprint: the entry keeps its other fields.
+            key = key.upper() if _HEX.fullmatch(key) else ""
             entries.append(
                 IndexEntry(
                     fingerprint=key if len(key) in (40, 64) else "",
@@ -139,11 +150,12 @@ def _key_id(key: str) -> str:
 
 
 def _int(text: str) -> int | None:
-    return int(text) if text.isdigit() else None
+    return ascii_int(text, 0, 2**31 - 1)
 
 
 def _time(text: str) -> datetime | None:
-    return datetime.fromtimestamp(int(text), tz=UTC) if text.isdigit() else None
+    seconds = ascii_int(text, 0, _MAX_TIME)
+    return datetime.fromtimestamp(seconds, tz=UTC) if seconds is not None else None
 
 
 @dataclass(frozen=True)
@@ -189,6 +201,45 @@ class HkpClient:
         except ServiceNotReadyError:
             return False
         return True
+
+    def check_database(self) -> None:
+        """One lookup of a key nobody has: 404 (or 200) when Hockeypuck and its database work.
+
+        A bare HTTP/1.0 exchange over a socket: the status line is all it reads, and the
+        charm's frequent hooks do not pay for importing an HTTP client.
+
+        Raises:
+            ServerError: 5xx, Hockeypuck cannot use its database.
+            ServiceNotReadyError: no answer, or not HTTP.
+            HkpError: another status.
+        """
+        where = f"{self.host}:{self.port}"
+        request = (
+            f"GET {_lookup_path('index', PROBE_SEARCH)} HTTP/1.0\r\n"
+            f"Host: {where}\r\nUser-Agent: hockeypuck-charm\r\n\r\n"
+        )
+        try:
+            with socket.create_connection((self.host, self.port), timeout=self.timeout) as sock:
+                sock.sendall(request.encode())
+                with sock.makefile("rb") as answer:
+                    line = answer.readline(MAX_STATUS_LINE)
+        except TimeoutError:
+            raise ServiceNotReadyError(
+                f"Hockeypuck on {where} did not answer a lookup within {self.timeout:g}s"
+            ) from None
+        except OSError as error:
+            raise ServiceNotReadyError(
+                f"Hockeypuck is not answering on {where} ({error.strerror or error})"
+            ) from None
+        fields = line.decode("latin-1").split()
+        status = ascii_int(fields[1], 100, 599) if len(fields) > 1 else None
+        if not fields or not fields[0].startswith("HTTP/") or status is None:
+            raise ServiceNotReadyError(f"what answers on {where} does not speak HTTP")
+        if status in (200, 404):
+            return
+        if status >= 500:
+            raise ServerError(f"a lookup on {where} answered {status}")
+        raise HkpError(f"a lookup on {where} answered {status}")
 
     def wait_ready(
         self,
@@ -264,6 +315,8 @@ class HkpClient:
         self._request("POST", "/pks/delete", form={"keytext": keytext, "keysig": signature})
 
     def _request(self, method: str, path: str, form: Mapping[str, str] | None = None) -> _Response:
+        import http.client  # noqa: PLC0415 - the actions need it, the frequent hooks do not
+
         headers = {"User-Agent": "hockeypuck-charm", "Accept": "*/*"}
         body = None
         if form is not None:

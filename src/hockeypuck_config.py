@@ -9,17 +9,23 @@ as libpq `key=value` pairs (values single-quoted, `'` and `\\` backslash-escaped
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 import snap_layout
+from config_check import GO_TEMPLATE_OPEN, GO_TEMPLATE_OPEN_ESCAPED
 from relations.database import DatabaseCredentials
 from state import CharmState
 
+if TYPE_CHECKING:
+    import jinja2
+
+logger = logging.getLogger(__name__)
+
 TEMPLATES_DIR = PurePosixPath("templates")  # relative to the charm directory
 TEMPLATE_NAME = "hockeypuck.conf.j2"
-_GO_TEMPLATE_OPEN = "{{"
-_GO_TEMPLATE_OPEN_ESCAPED = '{{"{{"}}'
 _TOML_ESCAPES = {
     '"': '\\"',
     "\\": "\\\\",
@@ -46,7 +52,7 @@ def toml_value(value: object) -> str:
 
 def _toml_string(text: str) -> str:
     escaped = "".join(_toml_char(char) for char in text)
-    return '"' + escaped.replace(_GO_TEMPLATE_OPEN, _GO_TEMPLATE_OPEN_ESCAPED) + '"'
+    return '"' + escaped.replace(GO_TEMPLATE_OPEN, GO_TEMPLATE_OPEN_ESCAPED) + '"'
 
 
 def _toml_char(char: str) -> str:
@@ -100,15 +106,7 @@ def _web_paths(layout: tuple[PurePosixPath, PurePosixPath] | None) -> dict[str, 
     }
 
 
-def render(state: CharmState, template_dir: Path, cache_dir: Path | None = None) -> str:
-    """Render the whole config file for this state.
-
-    Args:
-        state: the charm state.
-        template_dir: where hockeypuck.conf.j2 is.
-        cache_dir: where compiled templates may be kept between hooks (compiling costs more
-            than everything else a no-op hook does).
-    """
+def _template(template_dir: Path, cache_dir: Path | None) -> jinja2.Template:
     import jinja2  # noqa: PLC0415 - only when the config really has to be rendered
 
     cache = None
@@ -125,7 +123,23 @@ def render(state: CharmState, template_dir: Path, cache_dir: Path | None = None)
         lstrip_blocks=True,
     )
     environment.filters["toml"] = toml_value
-    template = environment.get_template(TEMPLATE_NAME)
+    return environment.get_template(TEMPLATE_NAME)
+
+
+def render(state: CharmState, template_dir: Path, cache_dir: Path | None = None) -> str:
+    """Render the whole config file for this state.
+
+    Args:
+        state: the charm state.
+        template_dir: where hockeypuck.conf.j2 is.
+        cache_dir: where compiled templates may be kept between hooks (compiling costs more
+            than everything else a no-op hook does).
+    """
+    try:
+        template = _template(template_dir, cache_dir)
+    except OSError as error:  # the cache cannot be written (a full disk): compile each time
+        logger.warning("not caching the compiled template: %s", error)
+        template = _template(template_dir, None)
     config = state.config
     return template.render(
         config=config,

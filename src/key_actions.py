@@ -13,7 +13,7 @@ import logging
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,6 +65,8 @@ MAX_KEYWORD_LENGTH = 256
 _HEX = re.compile(r"[0-9A-Fa-f]+")
 _WHITESPACE = re.compile(r"\s+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# What Juju accepts as an action result key (each level of a nested result).
+RESULT_KEY = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
 
 
 class ActionFailedError(Exception):
@@ -367,14 +369,29 @@ def list_blocked_keys(*, store: BlocklistStore) -> ActionResults:
     entries = store.list()
     results: ActionResults = {"count": str(len(entries))}
     if entries:
-        results["keys"] = {
-            entry.fingerprint.lower(): {
+        keys: dict[str, Any] = {}
+        for number, entry in enumerate(entries, start=1):
+            listed = {
                 "comment": entry.comment,
                 "blocked-at": _iso(entry.blocked_at) if entry.blocked_at else "unknown",
             }
-            for entry in entries
-        }
+            key = result_key(entry.fingerprint.lower(), f"entry-{number}", keys)
+            if key != entry.fingerprint.lower():
+                listed["fingerprint"] = entry.fingerprint  # a row that is not a fingerprint
+            keys[key] = listed
+        results["keys"] = keys
     return results
+
+
+def result_key(wanted: str, fallback: str, taken: Mapping[str, object]) -> str:
+    """`wanted` if Juju accepts it as a result key and it is not taken yet, else `fallback`.
+
+    Database rows and HKP answers are not checked by anyone before they get here: a row
+    written by hand (`0xABC...`, spaces, any text) must not make the action fail.
+    """
+    if RESULT_KEY.fullmatch(wanted) and wanted not in taken:
+        return wanted
+    return fallback
 
 
 @dataclass(frozen=True)
@@ -426,7 +443,7 @@ def lookup_key(keyword: str, *, keyserver: KeyServer) -> ActionResults:
     if not entries:
         return {"result": NO_KEY_FOUND, "keyword": keyword.strip(), "count": "0"}
     keys: dict[str, Any] = {}
-    for entry in entries:
+    for number, entry in enumerate(entries, start=1):
         match = _match(entry)
         fingerprint = entry.fingerprint.lower()
         if search.exact_fingerprint is not None and fingerprint == search.exact_fingerprint:
@@ -438,7 +455,8 @@ def lookup_key(keyword: str, *, keyserver: KeyServer) -> ActionResults:
                 raise
             except HkpError as error:
                 raise ActionFailedError(f"the key could not be fetched: {error}") from None
-        keys[fingerprint or f"key-id-{entry.key_id.lower()}"] = match
+        wanted = fingerprint or f"key-id-{entry.key_id.lower()}"
+        keys[result_key(wanted, f"entry-{number}", keys)] = match
     count = len(keys)
     return {
         "result": f"{count} key{'s' if count != 1 else ''} found",

@@ -14,6 +14,8 @@ from charms.hockeypuck.v0.recon_peering import (
     networks_to_allow,
     parse_host,
 )
+from parsing import go_cidr, is_valid_host, shown
+from parsing import port as parse_port
 from relations.binding import is_ip_address
 from relations.database import DatabaseCredentials
 from relations.peers import PeerUnit
@@ -22,8 +24,9 @@ from snap_layout import HKP_PORT, RECON_PORT, WEB_LAYOUTS
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARNING", "WARN", "ERROR", "FATAL", "PANIC")
 RATE_LIMIT_POLICIES = ("deny", "reject", "silent-drop")
 MAX_CONNECTIONS_PER_MINUTE = 1_000_000
+MAX_BYTES = 2**31 - 1  # max-key-length, max-packet-length: Go ints, kept sane
+MAX_CHANNEL_LENGTH = 128
 _HEX = re.compile(r"[0-9A-Fa-f]+")
-_DNS_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 _LIST_SEPARATORS = re.compile(r"[\s,]+")
 
 ConfigData = Mapping[str, bool | int | float | str]
@@ -48,24 +51,12 @@ def normalise_fingerprint(value: str) -> str:
     if text[:2] in ("0x", "0X"):
         text = text[2:]
     if not _HEX.fullmatch(text):
-        raise ValueError(f"{value!r} is not a hexadecimal fingerprint")
+        raise ValueError(f"{shown(value, 90)} is not a hexadecimal fingerprint")
     if len(text) not in (40, 64):
-        raise ValueError(f"{value!r} has {len(text)} hex digits, a fingerprint has 40 or 64")
+        raise ValueError(
+            f"{shown(value, 90)} has {len(text)} hex digits, a fingerprint has 40 or 64"
+        )
     return text.upper()
-
-
-def is_valid_host(value: str) -> bool:
-    """Whether the value is an IP address or a DNS host name (RFC 1123)."""
-    if is_ip_address(value):
-        return True
-    name = value[:-1] if value.endswith(".") else value
-    if not name or len(name) > 253:
-        return False
-    labels = name.split(".")
-    # A name made only of digits and dots is a malformed IP address, not a host name.
-    if all(label.isdigit() for label in labels):
-        return False
-    return all(_DNS_LABEL.fullmatch(label) for label in labels)
 
 
 @dataclass(frozen=True)
@@ -81,10 +72,10 @@ class ExternalPeer:
         """Parse one `address,http_port,recon_port` line (the Kubernetes charm's format)."""
         fields = [field.strip() for field in line.split(",")]
         if len(fields) != 3:
-            raise ValueError(f"{line!r} needs 3 fields address,http_port,recon_port")
+            raise ValueError(f"{shown(line)} needs 3 fields address,http_port,recon_port")
         host, http_port, recon_port = fields
         if not is_valid_host(host):
-            raise ValueError(f"{line!r}: {host!r} is not a host name or IP address")
+            raise ValueError(f"{shown(line)}: {shown(host)} is not a host name or IP address")
         return cls(host, _port(http_port, line), _port(recon_port, line))
 
     @property
@@ -105,9 +96,10 @@ class ExternalPeer:
 
 
 def _port(text: str, line: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise ValueError(f"{line!r}: {text!r} is not a port number (1-65535)")
-    return int(text)
+    number = parse_port(text)
+    if number is None:
+        raise ValueError(f"{shown(line)}: {shown(text)} is not a port number (1-65535)")
+    return number
 
 
 # Hockeypuck's gossipIntervalSecs: its default, and the range the charm accepts.
@@ -174,8 +166,12 @@ class CharmConfig:
 
 def _snap_channel(value: str) -> str:
     channel = value.strip()
-    if not channel or not re.fullmatch(r"[A-Za-z0-9._/-]+", channel):
-        raise InvalidConfigError("snap-channel", f"{value!r} is not a snap channel")
+    if (
+        not channel
+        or len(channel) > MAX_CHANNEL_LENGTH
+        or not re.fullmatch(r"[A-Za-z0-9._/-]+", channel)
+    ):
+        raise InvalidConfigError("snap-channel", f"{shown(value)} is not a snap channel")
     return channel
 
 
@@ -187,7 +183,7 @@ def _hostname(value: str) -> str:
     if not is_haproxy_domain(hostname):
         raise InvalidConfigError(
             "hostname",
-            f"{value!r} is not a fully qualified domain name such as keys.example.com"
+            f"{shown(value)} is not a fully qualified domain name such as keys.example.com"
             " (HAProxy's route validation refuses it)",
         )
     return hostname.lower()
@@ -244,7 +240,9 @@ def _external_peers(value: str) -> tuple[ExternalPeer, ...]:
 def _log_level(value: str) -> str:
     level = value.strip().upper()
     if level not in LOG_LEVELS:
-        raise InvalidConfigError("log-level", f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
+        raise InvalidConfigError(
+            "log-level", f"{shown(value)} is not one of {', '.join(LOG_LEVELS)}"
+        )
     return level
 
 
@@ -252,12 +250,12 @@ def _cidrs(value: str) -> tuple[str, ...]:
     items = [item for item in _LIST_SEPARATORS.split(value) if item]
     networks = []
     for item in items:
-        try:
-            networks.append(str(ipaddress.ip_network(item, strict=False)))
-        except ValueError:
+        network = go_cidr(item)
+        if network is None:
             raise InvalidConfigError(
-                "allowed-recon-cidrs", f"{item!r} is not an IP network such as 192.0.2.0/24"
-            ) from None
+                "allowed-recon-cidrs", f"{shown(item)} is not an IP network such as 192.0.2.0/24"
+            )
+        networks.append(network)
     return tuple(dict.fromkeys(networks))
 
 
@@ -290,7 +288,7 @@ def _rate_limit(value: object) -> int:
     ):
         raise InvalidConfigError(
             "rate-limit-connections-per-minute",
-            f"{value!r} is not between 0 (no limit) and {MAX_CONNECTIONS_PER_MINUTE}",
+            f"{shown(value)} is not between 0 (no limit) and {MAX_CONNECTIONS_PER_MINUTE}",
         )
     return value
 
@@ -298,7 +296,7 @@ def _rate_limit(value: object) -> int:
 def _choice(option: str, value: str, choices: tuple[str, ...]) -> str:
     choice = value.strip().lower()
     if choice not in choices:
-        raise InvalidConfigError(option, f"{value!r} is not one of {', '.join(choices)}")
+        raise InvalidConfigError(option, f"{shown(value)} is not one of {', '.join(choices)}")
     return choice
 
 
@@ -313,8 +311,10 @@ def _gossip_interval(value: object) -> int:
 
 
 def _positive_int(option: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise InvalidConfigError(option, f"{value!r} is not a positive whole number")
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_BYTES:
+        raise InvalidConfigError(
+            option, f"{shown(value)} is not a positive whole number up to {MAX_BYTES}"
+        )
     return value
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
-
 import ops
+
+from parsing import go_ip
 
 
 def ingress_address(model: ops.Model, endpoint: str) -> str | None:
@@ -16,13 +16,9 @@ def ingress_address(model: ops.Model, endpoint: str) -> str | None:
         address = binding.network.ingress_address
     except ops.ModelError:
         return None
-    return str(address) if address is not None else None
+    return go_ip(str(address)) if address is not None else None
 
 
 def is_ip_address(text: str) -> bool:
-    """Whether the text is an IPv4 or IPv6 address."""
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
+    """Whether the text is an IPv4 or IPv6 address as Go reads them (no zone)."""
+    return go_ip(text) is not None

@@ -12,9 +12,15 @@ from dataclasses import dataclass
 
 import ops
 
+from parsing import is_valid_host, printable, shown
+from parsing import port as parse_port
+from relations.remote_data import RemoteDataError
+
 ENDPOINT = "database"
 DATABASE_NAME = "hockeypuck"
 REQUESTED_SECRETS = ("username", "password", "tls", "tls-ca", "uris", "read-only-uris")
+MAX_NAME_LENGTH = 255  # database and user names (PostgreSQL keeps 63 bytes of them)
+MAX_PASSWORD_LENGTH = 4096
 
 
 class DatabaseRelationMissingError(Exception):
@@ -62,6 +68,7 @@ def read_credentials(
 
     Raises:
         DatabaseNotReadyError: endpoints or credentials are not there (yet).
+        RemoteDataError: the provider wrote an endpoint or credentials nothing can use.
     """
     if relation.app is None:
         raise DatabaseNotReadyError("the database application is not known yet")
@@ -80,11 +87,22 @@ def read_credentials(
     return DatabaseCredentials(
         host=host,
         port=port,
-        database=provided.get("database") or DATABASE_NAME,
-        username=username,
-        password=password,
+        database=_checked("database name", provided.get("database") or DATABASE_NAME),
+        username=_checked("user name", username),
+        password=_checked("password", password, MAX_PASSWORD_LENGTH, allow_control=True),
         tls=tls_flag.strip().lower() == "true",
     )
+
+
+def _checked(
+    what: str, value: str, limit: int = MAX_NAME_LENGTH, allow_control: bool = False
+) -> str:
+    """A name or password libpq can carry: bounded, no NUL (nor control characters in names)."""
+    if len(value) > limit:
+        raise RemoteDataError(f"the database {what} is longer than {limit} characters")
+    if "\x00" in value or not (allow_control or printable(value, limit)):
+        raise RemoteDataError(f"the database {what} contains a control character")
+    return value
 
 
 def secret_label(relation: ops.Relation, group: str) -> str:
@@ -110,8 +128,10 @@ def _secret_fields(
 
 
 def _split_endpoint(endpoint: str) -> tuple[str, int]:
-    host, _, port = endpoint.rpartition(":")
-    host = host.strip("[]")
-    if not host or not port.isdigit():
-        raise DatabaseNotReadyError(f"unusable database endpoint {endpoint!r}")
-    return host, int(port)
+    host, _, port_text = endpoint.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    port = parse_port(port_text)
+    if port is None or not is_valid_host(host):
+        raise RemoteDataError(f"database endpoint {shown(endpoint)} is not host:port")
+    return host, port

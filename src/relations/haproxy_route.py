@@ -8,12 +8,20 @@ serves the route on.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import ops
 
+from parsing import is_valid_host
+
+logger = logging.getLogger(__name__)
+
 ENDPOINT = "haproxy-route"
+MAX_URL_LENGTH = 2048
+MAX_ENDPOINTS = 16
 # Keys the route has only when configured: removed from the databag when unset again.
 OPTIONAL_KEYS = frozenset({"hostname", "rate_limit"})
 # HAProxy's validation refuses strings containing any of these.
@@ -134,11 +142,41 @@ def _answer(relation: ops.Relation | None) -> tuple[str, ...] | None:
         return None
     try:
         urls = json.loads(raw)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
+        logger.warning("ignoring haproxy's endpoints: not JSON")
         return None
-    if not isinstance(urls, list):
+    if not isinstance(urls, list) or len(urls) > MAX_ENDPOINTS:
+        logger.warning("ignoring haproxy's endpoints: not a list of URLs")
         return None
-    return tuple(url for url in urls if isinstance(url, str))
+    usable = tuple(url for url in urls if _is_url(url))
+    if len(usable) != len(urls):
+        # Untrusted data: a URL urllib cannot split (`http://[evil]/`) must not end the hook.
+        logger.warning("ignoring haproxy's endpoints that are not http(s) URLs: %r", urls)
+        if not usable:
+            return None
+    return usable
+
+
+def hostname(url: str) -> str:
+    """The host name of a URL `endpoints` returned."""
+    return urlsplit(url).hostname or ""
+
+
+def _is_url(value: object) -> bool:
+    """An http(s) URL of printable text with a valid host and port."""
+    if not (
+        isinstance(value, str)
+        and len(value) <= MAX_URL_LENGTH
+        and value.isprintable()
+        and " " not in value
+    ):
+        return False
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # raises ValueError when malformed or out of range
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and port != 0 and is_valid_host(parts.hostname or "")
 
 
 def _update(databag: ops.RelationDataContent, wanted: dict[str, str]) -> None:

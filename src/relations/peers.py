@@ -8,12 +8,13 @@ from dataclasses import dataclass
 
 import ops
 
-from relations.binding import is_ip_address
+from parsing import go_ip, printable
 
 ENDPOINT = "hockeypuck-peers"
 ADDRESS_KEY = "address"
 VERSION_KEY = "hockeypuck-version"
 BLOCKLIST_REVISION_KEY = "blocklist-revision"
+MAX_VERSION_LENGTH = 64
 
 
 @dataclass(frozen=True)
@@ -39,21 +40,28 @@ def publish(relation: ops.Relation, unit: ops.Unit, address: str, version: str) 
 
 
 def published_address(relation: ops.Relation, unit: ops.Unit) -> str:
-    """The address this unit published last ("" if none yet)."""
-    return relation.data[unit].get(ADDRESS_KEY, "")
+    """The address this unit published last ("" if none yet, or not an IP address)."""
+    return go_ip(relation.data[unit].get(ADDRESS_KEY, "")) or ""
 
 
 def other_units(relation: ops.Relation | None) -> tuple[PeerUnit, ...]:
-    """The other units that have published a usable address, sorted by name."""
+    """The other units that have published a usable address, sorted by name.
+
+    An address is used in its canonical form; a version that is not a short printable text
+    counts as unknown.
+    """
     if relation is None:
         return ()
     peers = []
     for unit in relation.units:
         databag = relation.data[unit]
-        address = databag.get(ADDRESS_KEY, "")
-        if not is_ip_address(address):
+        address = go_ip(databag.get(ADDRESS_KEY, ""))
+        if address is None:
             continue
-        peers.append(PeerUnit(nodename(unit), address, databag.get(VERSION_KEY, "")))
+        version = databag.get(VERSION_KEY, "")
+        if not printable(version, MAX_VERSION_LENGTH):
+            version = ""
+        peers.append(PeerUnit(nodename(unit), address, version))
     return tuple(sorted(peers, key=lambda peer: peer.nodename))
 
 

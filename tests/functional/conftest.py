@@ -32,6 +32,18 @@ DATA = Path(__file__).parent / "data"
 SERVICE = "snap.hockeypuck.hockeypuck.service"
 
 
+def config_text(tag: str = "", loglevel: str = "INFO") -> str:
+    """A small hockeypuck.conf Hockeypuck could read (the workload writes no other), tagged."""
+    dsn = (
+        "database='hockeypuck' host='127.0.0.1' port='5432' user='hockeypuck' "
+        "password='pw' sslmode='disable'"
+    )
+    return (
+        f'# {tag}\n[hockeypuck]\nloglevel = "{loglevel}"\n\n'
+        f'[hockeypuck.openpgp.db]\ndriver = "postgres-jsonb"\ndsn = "{dsn}"\n'
+    )
+
+
 def store_channels() -> dict[str, dict[str, StoreRevision]]:
     """The store as the fake snapd sees it.
 

@@ -21,7 +21,7 @@ import pytest
 
 from bulk_actions import ActionFailedError, dump_keys, load_keys
 from tests.functional import fake_hockeypuck_tool
-from tests.functional.conftest import SERVICE, Machine
+from tests.functional.conftest import SERVICE, Machine, config_text
 from workload import Hockeypuck, ToolError
 
 pytestmark = pytest.mark.functional
@@ -54,7 +54,7 @@ def hockeypuck(machine: Machine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv("FAKE_TOOL_FAIL", raising=False)
     workload = Hockeypuck(machine.root)
     workload.install("2.3/stable", None)
-    workload.write_config('loglevel = "INFO"\n')
+    workload.write_config(config_text())
     workload.ensure_running("51")
     assert workload.is_running()
     return workload
@@ -99,12 +99,17 @@ def put(hockeypuck: Hockeypuck, relative: str, content: bytes) -> None:
     path.write_bytes(content)
 
 
+def restore(hockeypuck: Hockeypuck) -> None:
+    """What the actions pass as start_service: start again unless the charm had stopped it."""
+    hockeypuck.resume()
+
+
 def load(hockeypuck: Hockeypuck, machine: Machine, path: str, **kwargs: object):
     return load_keys(
         path,
         common_dir=hockeypuck.common_dir,
-        stop_service=hockeypuck.stop,
-        start_service=hockeypuck.start,
+        stop_service=hockeypuck.pause,
+        start_service=lambda: restore(hockeypuck),
         run_load=lambda argument: hockeypuck.run_tool("load", argument),
         count_keys=lambda: len(database(machine)),
         **kwargs,  # type: ignore[arg-type]
@@ -116,8 +121,8 @@ def dump(hockeypuck: Hockeypuck, machine: Machine, path: str, count: int = 15000
         path,
         count,
         common_dir=hockeypuck.common_dir,
-        stop_service=hockeypuck.stop,
-        start_service=hockeypuck.start,
+        stop_service=hockeypuck.pause,
+        start_service=lambda: restore(hockeypuck),
         run_dump=lambda directory, keys: hockeypuck.run_tool(
             "dump", "-path", directory, "-count", str(keys)
         ),
@@ -167,10 +172,8 @@ def test_load_stops_loads_each_file_and_starts(machine: Machine, hockeypuck: Hoc
 
     assert calls.since() == [
         "stop",
-        "disable",
         f"run hockeypuck.load {COMMON}/import/hkp-dump-0000.pgp",
         f"run hockeypuck.load {COMMON}/import/hkp-dump-0001.pgp",
-        "enable",
         "start",
     ]
     assert service(machine) == RUNNING
@@ -197,6 +200,28 @@ def test_loading_the_same_files_again_skips_the_stored_keys(
     assert service(machine) == RUNNING
 
 
+def test_load_leaves_a_service_the_charm_stopped_stopped(machine: Machine, hockeypuck: Hockeypuck):
+    put(hockeypuck, "import/a.pgp", ALICE)
+    hockeypuck.stop()  # what the charm does without a database relation
+    calls = Calls(machine)
+
+    load(hockeypuck, machine, f"{COMMON}/import/a.pgp")
+
+    assert calls.since() == [f"run hockeypuck.load {COMMON}/import/a.pgp"]
+    assert service(machine) == {"active": False, "enabled": False, "failed": False}
+
+
+def test_dump_leaves_a_service_the_charm_stopped_stopped(machine: Machine, hockeypuck: Hockeypuck):
+    loaded(machine, hockeypuck)
+    hockeypuck.stop()
+    calls = Calls(machine)
+
+    dump(hockeypuck, machine, "out")
+
+    assert [call for call in calls.since() if not call.startswith("run")] == []
+    assert service(machine) == {"active": False, "enabled": False, "failed": False}
+
+
 def test_load_tool_failure_starts_the_service_again(
     machine: Machine, hockeypuck: Hockeypuck, monkeypatch: pytest.MonkeyPatch
 ):
@@ -211,10 +236,8 @@ def test_load_tool_failure_starts_the_service_again(
 
     assert calls.since() == [
         "stop",
-        "disable",
         f"run hockeypuck.load {COMMON}/import/a.pgp",
         f"run hockeypuck.load {COMMON}/import/b.pgp",
-        "enable",
         "start",
     ]
     assert service(machine) == RUNNING
@@ -257,7 +280,7 @@ def test_unreadable_file_fails_the_action_after_loading_the_others(
 def test_load_counts_the_database_when_the_log_level_hides_the_counts(
     machine: Machine, hockeypuck: Hockeypuck
 ):
-    hockeypuck.write_config('loglevel = "WARNING"\n')
+    hockeypuck.write_config(config_text(loglevel="WARNING"))
     put(hockeypuck, "import/a.pgp", ALICE + BOB + CAROL)
 
     results = load(hockeypuck, machine, "import/a.pgp")
@@ -312,9 +335,7 @@ def test_dump_stops_dumps_and_starts(machine: Machine, hockeypuck: Hockeypuck):
     target = f"{COMMON}/backups/one"
     assert calls.since() == [
         "stop",
-        "disable",
         f"run hockeypuck.dump -path {target} -count 2",
-        "enable",
         "start",
     ]
     assert service(machine) == RUNNING
@@ -373,7 +394,7 @@ def test_dump_tool_failure_removes_the_partial_dump_and_starts_again(
     with pytest.raises(ActionFailedError) as failure:
         dump(hockeypuck, machine, "backups/one", 1)
 
-    assert calls.since()[-2:] == ["enable", "start"]
+    assert calls.since()[-1:] == ["start"]
     assert service(machine) == RUNNING
     assert failure.value.message.startswith("the dump failed (")
     assert failure.value.message.endswith(

@@ -19,7 +19,7 @@ from charmlibs import snap, systemd
 from charmlibs.snap import _client as snap_client
 
 import workload
-from tests.functional.conftest import SERVICE, Machine
+from tests.functional.conftest import SERVICE, Machine, config_text
 from tests.functional.fake_snapd import write_snap_file
 from workload import Hockeypuck, ServiceError, SnapError
 
@@ -237,19 +237,19 @@ def test_changed_drop_in_is_restored(machine: Machine, hockeypuck: Hockeypuck):
 def test_config_written_atomically_with_mode_0600(machine: Machine, hockeypuck: Hockeypuck):
     path = machine.root / CONFIG
 
-    assert hockeypuck.write_config("first\n") is True
+    assert hockeypuck.write_config(config_text("first")) is True
 
-    assert path.read_text() == "first\n"
+    assert path.read_text() == config_text("first")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert _temporary_files(path.parent) == []
 
 
 def test_unchanged_config_is_not_rewritten(machine: Machine, hockeypuck: Hockeypuck):
     path = machine.root / CONFIG
-    hockeypuck.write_config("same\n")
+    hockeypuck.write_config(config_text("same"))
     before = path.stat()
 
-    assert hockeypuck.write_config("same\n") is False
+    assert hockeypuck.write_config(config_text("same")) is False
 
     after = path.stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
@@ -257,15 +257,15 @@ def test_unchanged_config_is_not_rewritten(machine: Machine, hockeypuck: Hockeyp
 
 def test_changed_config_replaces_the_file(machine: Machine, hockeypuck: Hockeypuck):
     path = machine.root / CONFIG
-    hockeypuck.write_config("old\n")
+    hockeypuck.write_config(config_text("old"))
     inode = path.stat().st_ino
     path.chmod(0o644)
 
-    assert hockeypuck.write_config("new\n") is True
+    assert hockeypuck.write_config(config_text("new")) is True
 
     # A new inode renamed over the old one: a reader sees old or new, never half.
     assert path.stat().st_ino != inode
-    assert path.read_text() == "new\n"
+    assert path.read_text() == config_text("new")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert _temporary_files(path.parent) == []
 
@@ -274,29 +274,29 @@ def test_failed_write_leaves_the_old_config(
     machine: Machine, hockeypuck: Hockeypuck, monkeypatch: pytest.MonkeyPatch
 ):
     path = machine.root / CONFIG
-    hockeypuck.write_config("old\n")
+    hockeypuck.write_config(config_text("old"))
 
     def disk_full(_: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(workload.os, "fsync", disk_full)
 
-    with pytest.raises(OSError, match="No space left"):
-        hockeypuck.write_config("new\n")
+    with pytest.raises(workload.FileWriteError, match="No space left"):
+        hockeypuck.write_config(config_text("new"))
 
-    assert path.read_text() == "old\n"
+    assert path.read_text() == config_text("old")
     assert _temporary_files(path.parent) == []
 
 
 def test_store_snap_config_is_a_link_to_the_config(machine: Machine, hockeypuck: Hockeypuck):
     hockeypuck.install("latest/edge", None)
 
-    hockeypuck.write_config("content\n")
+    hockeypuck.write_config(config_text("content"))
 
     link = machine.root / STORE_CONFIG
     assert link.is_symlink()
     assert os.readlink(link) == "hockeypuck.conf"  # relative: valid inside the snap's view
-    assert link.read_text() == "content\n"
+    assert link.read_text() == config_text("content")
 
 
 @pytest.mark.parametrize("existing", ["file", "wrong link", "dangling link"])
@@ -313,10 +313,10 @@ def test_store_snap_config_is_replaced_by_the_link(
     else:
         link.symlink_to("/nowhere")
 
-    hockeypuck.write_config("content\n")
+    hockeypuck.write_config(config_text("content"))
 
     assert os.readlink(link) == "hockeypuck.conf"
-    assert link.read_text() == "content\n"
+    assert link.read_text() == config_text("content")
 
 
 # The service
@@ -327,7 +327,7 @@ def test_ensure_running_restarts_only_for_a_new_config_or_revision(
 ):
     hockeypuck.install("2.3/stable", None)  # the project's snap: installed disabled
     assert machine.systemctl.unit(SERVICE) == {"active": False, "enabled": False, "failed": False}
-    hockeypuck.write_config("one\n")
+    hockeypuck.write_config(config_text("one"))
 
     assert hockeypuck.ensure_running("51") is True
     assert machine.systemctl.unit(SERVICE)["active"]
@@ -335,12 +335,12 @@ def test_ensure_running_restarts_only_for_a_new_config_or_revision(
     assert restarts(machine) == 1
 
     assert hockeypuck.ensure_running("51") is False
-    assert hockeypuck.write_config("one\n") is False
+    assert hockeypuck.write_config(config_text("one")) is False
     assert hockeypuck.ensure_running("51") is False
     assert restarts(machine) == 1
     assert machine.systemctl.count("start", SERVICE) == 0
 
-    assert hockeypuck.write_config("two\n") is True
+    assert hockeypuck.write_config(config_text("two")) is True
     assert hockeypuck.ensure_running("51") is True
     assert restarts(machine) == 2
 
@@ -352,7 +352,7 @@ def test_ensure_running_starts_a_crashed_service_without_a_restart(
     machine: Machine, hockeypuck: Hockeypuck
 ):
     hockeypuck.install("2.3/stable", None)
-    hockeypuck.write_config("one\n")
+    hockeypuck.write_config(config_text("one"))
     hockeypuck.ensure_running("51")
     machine.systemctl.set(SERVICE, active=False, failed=True)
 
@@ -365,7 +365,7 @@ def test_ensure_running_starts_a_crashed_service_without_a_restart(
 
 def test_refresh_of_a_running_service_is_its_restart(machine: Machine, hockeypuck: Hockeypuck):
     hockeypuck.install("2.3/stable", None)
-    hockeypuck.write_config("one\n")
+    hockeypuck.write_config(config_text("one"))
     hockeypuck.ensure_running("51")
 
     assert hockeypuck.install("2.3/edge", None).revision == "53"
@@ -381,7 +381,7 @@ def test_refresh_of_a_stopped_service_restarts_on_the_next_ensure_running(
     machine: Machine, hockeypuck: Hockeypuck
 ):
     hockeypuck.install("2.3/stable", None)
-    hockeypuck.write_config("one\n")
+    hockeypuck.write_config(config_text("one"))
     hockeypuck.ensure_running("51")
     hockeypuck.stop()
 
@@ -398,7 +398,7 @@ def test_store_snap_started_by_snapd_is_restarted_with_the_config(
 ):
     hockeypuck.install("latest/edge", None)  # the store snap starts on install
     assert hockeypuck.is_running()
-    hockeypuck.write_config("one\n")
+    hockeypuck.write_config(config_text("one"))
 
     assert hockeypuck.ensure_running("42") is True
     assert restarts(machine) == 1
@@ -414,7 +414,7 @@ def test_ensure_running_without_a_config_file(hockeypuck: Hockeypuck):
 def test_ensure_running_without_the_snap_is_a_service_error(
     machine: Machine, hockeypuck: Hockeypuck
 ):
-    hockeypuck.write_config("one\n")
+    hockeypuck.write_config(config_text("one"))
 
     with pytest.raises(ServiceError, match=r"(?s)cannot start .*Unit file \S+ does not exist"):
         hockeypuck.ensure_running("51")
@@ -422,7 +422,7 @@ def test_ensure_running_without_the_snap_is_a_service_error(
 
 def test_service_that_does_not_stay_up_is_not_running(machine: Machine, hockeypuck: Hockeypuck):
     hockeypuck.install("2.3/stable", None)
-    hockeypuck.write_config("one\n")
+    hockeypuck.write_config(config_text("one"))
     machine.systemctl.set(SERVICE, broken=True)
 
     with pytest.raises(ServiceError, match=f"{SERVICE} is not running"):
@@ -434,7 +434,7 @@ def test_service_that_does_not_stay_up_is_not_running(machine: Machine, hockeypu
 
 def test_stop_stops_and_disables(machine: Machine, hockeypuck: Hockeypuck):
     hockeypuck.install("2.3/stable", None)
-    hockeypuck.write_config("one\n")
+    hockeypuck.write_config(config_text("one"))
     hockeypuck.ensure_running("51")
 
     hockeypuck.stop()

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import http.server
 import subprocess
 import sys
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from charmlibs import rollingops, snap, systemd
+from hypothesis import HealthCheck, settings
 from ops import testing
 
 import admin_key
@@ -19,6 +22,23 @@ import charm
 import hkp_client
 import snap_layout
 import workload
+
+# Property-based tests: seeded (the same cases on every run), no example database, no time
+# limit per case (a hook takes tens of milliseconds on a loaded machine). Fixtures are made
+# once per test and shared by its cases, like one unit living through many hooks.
+settings.register_profile(
+    "charm",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=False,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
+settings.load_profile("charm")
 
 REPO_ROOT = Path(__file__).parents[2]
 SITE_PACKAGES = Path(rollingops.__file__).parents[2]
@@ -80,6 +100,8 @@ class FakeSnapd:
     tool_fails: bool = False
 
     def run(self, command: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        if command[:3] == ["systemctl", "--quiet", "is-enabled"] and self.systemd is not None:
+            return subprocess.CompletedProcess(command, 0 if self.systemd.enabled else 1, "", "")
         if command[:2] == ["snap", "run"]:
             self.tool_runs.append(command[2:])
             if self.tool_fails:
@@ -222,6 +244,46 @@ class FakeBlocklist:
         return len(self.stored_keys)
 
 
+@dataclass
+class FakeHkpPort:
+    """Hockeypuck's HKP port as the serving check sees it: what a lookup answers.
+
+    A real HTTP server on a free loopback port (the workload is pointed at it), answering
+    `lookup_status` to every request; `requests` counts them.
+    """
+
+    lookup_status: int = 404
+    requests: int = 0
+    address: tuple[str, int] = ("127.0.0.1", 0)
+
+
+@pytest.fixture
+def hkp_port(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHkpPort]:
+    fake = FakeHkpPort()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            fake.requests += 1
+            self.send_response(fake.lookup_status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Quiet."""
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    fake.address = ("127.0.0.1", server.server_address[1])
+    # A short poll interval: shutdown() waits for it, at the end of every test.
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    monkeypatch.setattr(workload.Hockeypuck, "hkp_address", fake.address)
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 ADMIN_FINGERPRINT = "0123456789ABCDEF0123456789ABCDEF01234567"
 
 
@@ -259,6 +321,8 @@ def systemctl(monkeypatch: pytest.MonkeyPatch) -> FakeSystemd:
     fake = FakeSystemd()
     # The settle time after a restart passes at once; a daemon that dies early dies in it.
     monkeypatch.setattr(workload, "settle", fake.settle)
+    # A restarted daemon answers HKP at once, or not at all.
+    monkeypatch.setattr(workload, "STARTUP_GRACE_SECONDS", 0.0)
     monkeypatch.setattr(workload, "wait_healthy", fake.wait_healthy)
     for name in SYSTEMD_CALLS:
         monkeypatch.setattr(systemd, name, getattr(fake, name))
@@ -327,6 +391,7 @@ def ctx(
     systemctl: FakeSystemd,
     blocklist_db: FakeBlocklist,
     admin_keys_made: list[str],
+    hkp_port: FakeHkpPort,
     worker: FakeWorker,
     tmp_path: Path,
 ) -> testing.Context:

@@ -585,6 +585,7 @@ def status_templates() -> dict[str, dict[str, bool]]:
     import charm  # noqa: PLC0415
     import workload  # noqa: PLC0415
     from relations import haproxy_route, peers, recon  # noqa: PLC0415
+    from relations.remote_data import RemoteDataError  # noqa: PLC0415
     from state import InvalidConfigError  # noqa: PLC0415
 
     names = _module_names()
@@ -594,12 +595,16 @@ def status_templates() -> dict[str, dict[str, bool]]:
         kinds = templates.setdefault(kind, {})
         kinds[pattern] = kinds.get(pattern, True) and generic
 
-    sentinel, second = "\x00", "\x01"
+    sentinel, second = "SENTINEL0", "SENTINEL1"  # status_for keeps messages printable
     shown: dict[str, tuple[str, str]] = {}  # exception class -> (kind, wrapper)
     for error_class in (
         workload.SnapError,
         workload.ServiceError,
+        workload.FileWriteError,
+        workload.ConfigNotWrittenError,
+        workload.DatabaseUnreachableError,
         peers.VersionMismatchError,
+        RemoteDataError,
         recon.RefusedReconDataError,
         haproxy_route.RouteRefusedError,
     ):
@@ -688,6 +693,8 @@ def _status_code() -> Iterator[tuple[ast.AST, bool]]:
     workload_reached = _reachable(workload_methods, workload_roots, "self")
     functions = [charm_methods[name] for name in charm_reached]
     functions += [workload_methods[name] for name in workload_reached]
+    workload_tree = ast.parse((SRC / "workload.py").read_text())
+    functions += [node for node in workload_tree.body if isinstance(node, ast.FunctionDef)]
     charm_tree = ast.parse((SRC / "charm.py").read_text())
     functions += [
         node

@@ -35,6 +35,7 @@ class FakeHkp:
     keys: dict[str, str] = field(default_factory=dict)
     deleted: list[str] = field(default_factory=list)
     uploads: list[str] = field(default_factory=list)
+    database_up: bool = True
 
     def __call__(self, *args: object, **kwargs: object) -> FakeHkp:
         return self
@@ -47,6 +48,12 @@ class FakeHkp:
 
     def wait_ready(self, timeout: float, **_: object) -> None:
         self.health()
+
+    def check_database(self) -> None:
+        """The charm's serving check, on every hook (the actions' reconcile too)."""
+        self.health()
+        if not self.database_up:
+            raise hkp_client.ServerError("a lookup on 127.0.0.1:11371 answered 500")
 
     def add_key(self, armored: str) -> hkp_client.AddResult:
         self.uploads.append(armored)
