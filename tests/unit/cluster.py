@@ -91,6 +91,8 @@ class Cluster:
         for name in ("list_one", "ensure_installed", "hold"):
             monkeypatch.setattr(snap, name, self._on_machine("snapd", name))
         monkeypatch.setattr(workload, "settle", self._on_machine("systemd", "settle"))
+        # A restarted daemon answers HKP at once (the serving check asks the hkp_port fake).
+        monkeypatch.setattr(workload, "STARTUP_GRACE_SECONDS", 0.0)
         monkeypatch.setattr(workload, "wait_healthy", self._on_machine("systemd", "wait_healthy"))
         callback = rolling.RollingRestart._run
 

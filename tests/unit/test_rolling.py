@@ -30,6 +30,7 @@ def cluster(
     blocklist_db: object,
     admin_keys_made: object,
     worker: FakeWorker,
+    hkp_port: object,
 ) -> Cluster:
     three = Cluster(tmp_path, monkeypatch, 3)
     for unit in (0, 1, 2):
@@ -47,6 +48,7 @@ def test_units_start_at_once_without_the_lock(
     blocklist_db: object,
     admin_keys_made: object,
     worker: FakeWorker,
+    hkp_port: object,
 ):
     three = Cluster(tmp_path, monkeypatch, 3)
 
