@@ -353,7 +353,7 @@ def test_a_one_megabyte_hostname_gives_a_bounded_status(ctx: testing.Context):
     check_status(out.unit_status)
     assert out.unit_status == testing.BlockedStatus(
         f"invalid config: hostname: '{'h' * 47}…' is not a fully qualified domain name such as "
-        "keys.example.com"
+        "keys.example.com (HAProxy's route validation refuses it)"
     )
 
 
