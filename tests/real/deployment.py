@@ -17,6 +17,7 @@ import os
 import shlex
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +33,7 @@ from ops import testing
 from psycopg.conninfo import make_conninfo
 
 import charm
+import rolling
 import snap_layout
 import workload
 from hkp_client import HkpClient
@@ -41,7 +43,8 @@ from tests.functional.fake_snapd import FakeSnapd, write_snap_file
 from tests.functional.fake_systemctl import FakeSystemctl
 from tests.functional.pg_server import PostgresServer
 from tests.real import hockeypuck_build, netns, service_supervisor
-from tests.real.netns import Lan, TestHost
+from tests.real.netns import Lan, LanHost
+from tests.unit.conftest import add_charm_venv
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 APP = "hockeypuck"
@@ -63,7 +66,28 @@ def charm_root(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     for name in ("src", "templates"):
         (directory / name).symlink_to(REPO_ROOT / name)
+    add_charm_venv(directory)  # where charmlibs-rollingops looks for its worker
     return directory
+
+
+class _NoLockWorker:
+    """subprocess.Popen, except for the rolling-restart lock's worker process.
+
+    On a machine the worker runs `juju-exec` to dispatch the lock hook to the leader; here the
+    deployment runs that hook itself (see `Deployment.roll`).
+    """
+
+    def __init__(self, real: Any):
+        self._real = real
+
+    def __call__(self, args: Any, *rest: Any, **kwargs: Any) -> Any:
+        if isinstance(args, list) and any(str(a).endswith("_rollingops.py") for a in args):
+            return _Spawned()
+        return self._real(args, *rest, **kwargs)
+
+
+class _Spawned:
+    pid = 2**22 + 1  # above the kernel's pid_max: never a live process
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,7 +105,7 @@ class RealUnit:
     """One unit: its host, machine fakes, charm context and last state."""
 
     index: int
-    host: TestHost
+    host: LanHost
     workdir: Path
     ctx: testing.Context
     systemctl: FakeSystemctl
@@ -147,6 +171,12 @@ class RealUnit:
         assert status == 200, body
         return json.loads(body)
 
+    def daemon_pid(self) -> int | None:
+        """The running daemon's process ID, as its supervisor reports it (None: not running)."""
+        state = self.workdir / "systemctl/real" / f"{snap_layout.SERVICE}.state"
+        words = state.read_text().split() if state.exists() else []
+        return int(words[1]) if len(words) == 2 and words[0] == "running" else None
+
     def running(self) -> bool:
         """Whether the daemon runs now."""
         unit = self.systemctl.unit(snap_layout.SERVICE)
@@ -175,6 +205,8 @@ class RealUnit:
         saved_env = {key: os.environ.get(key) for key in ("PATH", "FAKE_SNAP_APPS")}
         saved_socket = snap_client._SOCKET_PATH
         saved_settle = workload.SETTLE_SECONDS
+        saved_popen = subprocess.Popen
+        subprocess.Popen = _NoLockWorker(saved_popen)  # type: ignore[misc]
         os.environ["PATH"] = f"{self.workdir / 'bin'}{os.pathsep}{saved_env['PATH'] or ''}"
         os.environ["FAKE_SNAP_APPS"] = str(self.workdir / "apps")
         snap_client._SOCKET_PATH = str(self.socket)
@@ -190,6 +222,7 @@ class RealUnit:
                     os.environ[key] = value
             snap_client._SOCKET_PATH = saved_socket
             workload.SETTLE_SECONDS = saved_settle
+            subprocess.Popen = saved_popen  # type: ignore[misc]
 
     def stop(self) -> None:
         """Stop the daemon and the fake snapd (clean-up)."""
@@ -205,6 +238,7 @@ class Deployment:
     ):
         self.name = name
         self.bare = bare
+        self.start_delay = 0.0  # seconds each daemon start takes (before units are added)
         self.lan = lan
         self.postgres = postgres
         self.workdir = workdir
@@ -283,7 +317,7 @@ class Deployment:
         self.units.append(unit)
         return unit
 
-    def _write_service_spec(self, host: TestHost, workdir: Path) -> Path:
+    def _write_service_spec(self, host: LanHost, workdir: Path) -> Path:
         root = workdir / "root"
         snap_data = snap_layout.SNAP_COMMON.parent / SNAP_REVISION
         spec = {
@@ -308,6 +342,7 @@ class Deployment:
             },
             "cwd": str(snap_data),
             "restart_delay": RESTART_DELAY,
+            "start_delay": self.start_delay,
             "state": str(workdir / "systemctl/real" / f"{snap_layout.SERVICE}.state"),
             "log": str(workdir / "daemon.log"),
         }
@@ -467,16 +502,49 @@ class Deployment:
         self.hook(unit, "relation_changed", database.ENDPOINT)
 
     def settle(self) -> None:
-        """Relation-changed on every unit until no databag changes (as Juju would deliver)."""
+        """Deliver peer relation data and run rolling restarts until nothing changes.
+
+        Relation-changed on every unit for every other (as Juju would deliver), then the
+        rolling restart's hooks until no unit holds or asks for the lock.
+        """
         for _ in range(SETTLE_ROUNDS):
             before = self.databags()
             for unit in self.units:
                 for other in self.units:
                     if other is not unit:
                         self.hook(unit, "relation_changed", peers.ENDPOINT, other.index)
+            self.roll()
             if self.databags() == before:
                 return
         raise AssertionError(f"{self.name}: relation data did not settle")
+
+    def roll(self, limit: int = 30, each: Callable[[], None] | None = None) -> None:
+        """The hooks Juju runs for a rolling restart, until no unit holds or asks for the lock.
+
+        The leader grants the lock in its peer relation-changed; a granted unit restarts in
+        its next one and releases; the leader's own turn comes with the lock worker's hook,
+        here an update-status. `each` runs after every hook (a probe, say).
+        """
+        leader = self.units[0]
+        for _ in range(limit):
+            granted = self.peer_app_data.get(rolling.GRANTED_KEY, "")
+            asking = any(
+                unit.peer_data.get(rolling.INTENT_KEY, "") not in rolling.IDLE_INTENTS
+                for unit in self.units
+            )
+            if not granted and not asking:
+                return
+            index = int(granted.rsplit("/", 1)[1]) if granted else leader.index
+            if index == leader.index:
+                self.hook(leader, "update_status")
+            else:
+                self.hook(self.units[index], "relation_changed", peers.ENDPOINT, leader.index)
+                if each is not None:
+                    each()
+                self.hook(leader, "relation_changed", peers.ENDPOINT, index)
+            if each is not None:
+                each()
+        raise AssertionError(f"{self.name}: the rolling restart did not finish")
 
     def databags(self) -> str:
         return json.dumps(

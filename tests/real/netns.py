@@ -24,7 +24,7 @@ class NetnsUnavailableError(Exception):
 
 
 @dataclass(frozen=True)
-class TestHost:
+class LanHost:
     """One test host: a network namespace with an address on the LAN."""
 
     name: str
@@ -49,7 +49,7 @@ class Lan:
         self.bridge = f"{self.prefix}br"
         self.gateway_ipv4 = f"10.231.{self.tag}.1"
         self.gateway_ipv6 = f"fd42:4b50:{self.tag:x}::1"
-        self.hosts: list[TestHost] = []
+        self.hosts: list[LanHost] = []
 
     def start(self) -> None:
         """Create the bridge and give this namespace its address on it."""
@@ -60,7 +60,7 @@ class Lan:
         _ip("addr", "add", f"{self.gateway_ipv6}/64", "dev", self.bridge, "nodad")
         _ip("link", "set", self.bridge, "up")
 
-    def add_host(self, name: str) -> TestHost:
+    def add_host(self, name: str) -> LanHost:
         """A new namespace with loopback up and an address on the LAN."""
         index = len(self.hosts) + 10
         netns = f"{self.prefix}-{name}"
@@ -72,7 +72,7 @@ class Lan:
         _ip("link", "set", f"{outside}p", "name", inside, netns=netns)
         _ip("link", "set", outside, "master", self.bridge)
         _ip("link", "set", outside, "up")
-        host = TestHost(
+        host = LanHost(
             name, netns, f"10.231.{self.tag}.{index}", f"fd42:4b50:{self.tag:x}::{index:x}"
         )
         _ip("addr", "add", f"{host.ipv4}/24", "dev", inside, netns=netns)

@@ -4,14 +4,15 @@
 where SPEC is a JSON file written by the tests:
 
     {"netns": ..., "mounts": [[source, target], ...], "argv": [...], "env": {...},
-     "cwd": ..., "restart_delay": seconds, "state": path, "log": path}
+     "cwd": ..., "restart_delay": seconds, "start_delay": seconds, "state": path, "log": path}
 
 It enters the network namespace `netns`, a private mount namespace in which each source is
 bound over its target (so the unit's files appear at /snap/hockeypuck and
 /var/snap/hockeypuck, where the charm's config file says they are), and runs `argv` with
 `env` in `cwd`, output appended to `log`. Like `Restart=on-failure`, a non-zero exit is
 followed by a new start after `restart_delay`; SIGTERM stops the process and the supervisor.
-`state` holds `running PID` while the process runs, `auto-restart` while it waits.
+`state` holds `running PID` while the process runs, `auto-restart` while it waits. An optional
+`start_delay` waits before each start, like a daemon that takes its time to come up.
 
 `python service_supervisor.py SPEC --once ARGV...` enters the same namespaces and executes
 ARGV there once (what `snap run` does for the snap's tools).
@@ -74,6 +75,11 @@ def supervise(spec: dict) -> int:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     while not stopping:
+        delay_until = time.monotonic() + spec.get("start_delay", 0)
+        while not stopping and time.monotonic() < delay_until:
+            time.sleep(0.05)
+        if stopping:
+            break
         with open(spec["log"], "ab") as log:
             child = subprocess.Popen(
                 spec["argv"],

@@ -15,19 +15,19 @@ import snap_layout
 from tests.real import netns
 from tests.real.deployment import Deployment, RealUnit, wait_for
 from tests.real.keys import ALICE, BOB, CAROL, armored
-from tests.real.netns import Lan, TestHost
+from tests.real.netns import Lan, LanHost
 from tests.real.settings import read_settings
 
 
 @pytest.fixture(scope="module")
-def hosts(lan: Lan) -> dict[str, TestHost]:
+def hosts(lan: Lan) -> dict[str, LanHost]:
     """An external peer (nothing listens there), an allowed and a stranger recon client."""
     return {name: lan.add_host(f"cfg-{name}") for name in ("peer", "allowed", "stranger")}
 
 
 @pytest.fixture(scope="module")
 def configured(
-    make_deployment: Callable[..., Deployment], hosts: dict[str, TestHost]
+    make_deployment: Callable[..., Deployment], hosts: dict[str, LanHost]
 ) -> Deployment:
     deployment = make_deployment("config")
     deployment.config.update(
@@ -59,7 +59,7 @@ def test_every_option_starts_a_daemon_that_stays_up(configured: Deployment, unit
     unit.client().health()
 
 
-def test_hockeypuck_reads_every_key_the_charm_writes(unit: RealUnit, hosts: dict[str, TestHost]):
+def test_hockeypuck_reads_every_key_the_charm_writes(unit: RealUnit, hosts: dict[str, LanHost]):
     settings, unused = read_settings(unit.config_file)
 
     assert unused == []
@@ -74,7 +74,7 @@ def test_hockeypuck_reads_every_key_the_charm_writes(unit: RealUnit, hosts: dict
 
 
 def test_stats_page_shows_names_contact_version_and_exactly_the_wanted_peers(
-    unit: RealUnit, hosts: dict[str, TestHost]
+    unit: RealUnit, hosts: dict[str, LanHost]
 ):
     stats = unit.stats()
 
@@ -115,7 +115,7 @@ def test_metrics_answer_on_the_metrics_port(unit: RealUnit):
     assert "hockeypuck_http_request_duration_seconds" in body
 
 
-def recon_attempt(unit: RealUnit, client: TestHost) -> None:
+def recon_attempt(unit: RealUnit, client: LanHost) -> None:
     """Open a recon connection to the unit from the client host, then close it."""
     address = (unit.host.ipv4, snap_layout.RECON_PORT)
     with netns.entered(client.netns), socket.create_connection(address, timeout=5) as conn:
@@ -129,7 +129,7 @@ def log_lines(unit: RealUnit, *words: str) -> list[str]:
     return [line for line in unit.log_text().splitlines() if all(w in line for w in words)]
 
 
-def test_recon_answers_only_allowed_addresses(unit: RealUnit, hosts: dict[str, TestHost]):
+def test_recon_answers_only_allowed_addresses(unit: RealUnit, hosts: dict[str, LanHost]):
     stranger, allowed = hosts["stranger"].ipv4, hosts["allowed"].ipv4
 
     recon_attempt(unit, hosts["stranger"])

@@ -25,6 +25,7 @@ from hkp_client import KeyNotFoundError
 from tests.promql_names import SCRAPE_SERIES, exported_metric_names, queried_metric_names
 from tests.real.deployment import Deployment, RealUnit, wait_for
 from tests.real.keys import ALICE, BOB, CAROL, armored
+from tests.real.netns import Lan
 from tests.unit.test_observability_files import dashboard_exprs, rules
 
 GOSSIP = 10  # seconds
@@ -37,8 +38,15 @@ MEASURED: dict[str, float] = {}
 
 
 @pytest.fixture(scope="module")
-def keyservers(make_deployment: Callable[..., Deployment]) -> tuple[Deployment, Deployment]:
-    """(the three-unit application, the external keyserver), both up."""
+def keyservers(
+    make_deployment: Callable[..., Deployment], lan: Lan
+) -> tuple[Deployment, Deployment]:
+    """(the three-unit application, the external keyserver), both up.
+
+    The application also lists a peer that is down (nothing listens at its address), as a
+    real keyserver's list often does: recon with it fails, and the failure metrics appear.
+    """
+    down = lan.add_host("multi-down")
     main = make_deployment("multi")
     external = make_deployment("outside")
     for _ in range(3):
@@ -47,7 +55,7 @@ def keyservers(make_deployment: Callable[..., Deployment]) -> tuple[Deployment, 
     main.config.update(
         {
             "recon-gossip-interval": GOSSIP,
-            "external-peers": f"{outside.host.ipv6},11371,11370",
+            "external-peers": f"{outside.host.ipv6},11371,11370\n{down.ipv4},11371,11370",
         }
     )
     external.config.update(
@@ -82,6 +90,17 @@ def nodename(unit: RealUnit) -> str:
     return unit.name.replace("/", "-")
 
 
+def wait_for_trees(deployment: Deployment, what: str) -> None:
+    """Wait until every unit's prefix tree counts as many keys as the database holds."""
+    expected = len(stored(deployment))
+    for unit in deployment.units:
+        wait_for(
+            lambda unit=unit: unit.stats()["Total"] == expected,
+            CONVERGENCE_DEADLINE,
+            f"{unit.name}'s prefix tree {what} ({expected} keys)",
+        )
+
+
 def partner_stats(unit: RealUnit) -> dict[str, dict[str, Any]]:
     return {peer["Name"]: peer for peer in unit.stats()["peers"] or []}
 
@@ -92,7 +111,7 @@ def test_every_unit_is_active_and_names_the_others_and_the_external_peer(main: D
         names = set(partner_stats(unit))
         others = {nodename(other) for other in main.units if other is not unit}
         assert others < names
-        assert len(names) == 3  # two units and the external peer
+        assert len(names) == 4  # two units, the external peer and the one that is down
 
 
 def test_keys_from_the_external_peer_reach_every_unit_tree(main: Deployment, outside: RealUnit):
@@ -102,13 +121,7 @@ def test_keys_from_the_external_peer_reach_every_unit_tree(main: Deployment, out
 
     wait_for(lambda: {ALICE, BOB, CAROL} <= stored(main), CONVERGENCE_DEADLINE, "keys arrive")
     MEASURED["external keys in the database"] = time.monotonic() - start
-    expected = len(stored(main))
-    for unit in main.units:
-        wait_for(
-            lambda unit=unit: unit.stats()["Total"] == expected,
-            CONVERGENCE_DEADLINE,
-            f"{unit.name}'s prefix tree holds the {expected} keys",
-        )
+    wait_for_trees(main, "with the new keys")
     MEASURED["every unit's tree converged"] = time.monotonic() - start
     for unit in main.units:
         unit.client().get_key(f"0x{BOB}")
@@ -193,14 +206,8 @@ def test_a_blocked_key_is_gone_everywhere_and_stays_gone(main: Deployment, outsi
             with pytest.raises(KeyNotFoundError):
                 unit.client().get_key(f"0x{ALICE}")
         time.sleep(2)
-    expected = len(stored(main))
     tree_start = time.monotonic()
-    for unit in main.units:
-        wait_for(
-            lambda unit=unit: unit.stats()["Total"] == expected,
-            CONVERGENCE_DEADLINE,
-            f"{unit.name}'s prefix tree without the blocked key",
-        )
+    wait_for_trees(main, "without the blocked key")
     MEASURED["trees without the blocked key, after the wait"] = time.monotonic() - tree_start
     for unit in main.units:
         assert main.statuses()[unit.name] == testing.ActiveStatus("")

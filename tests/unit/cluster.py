@@ -39,6 +39,7 @@ import charm
 import rolling
 import workload
 from tests.unit.conftest import (
+    SYSTEMD_CALLS,
     FakeSnapd,
     FakeSystemd,
     config_file,
@@ -49,15 +50,6 @@ from tests.unit.conftest import (
 PEERS = "hockeypuck-peers"
 PEER_ID = 900
 WAITING = testing.WaitingStatus("waiting to restart (rolling restart, one unit at a time)")
-SYSTEMD_CALLS = (
-    "service_running",
-    "service_restart",
-    "service_start",
-    "service_stop",
-    "service_enable",
-    "service_disable",
-    "daemon_reload",
-)
 
 
 @dataclasses.dataclass

@@ -43,6 +43,16 @@ settings.load_profile("charm")
 REPO_ROOT = Path(__file__).parents[2]
 SITE_PACKAGES = Path(rollingops.__file__).parents[2]
 DB_PASSWORD = "s3cret-pw"
+# The charmlibs.systemd functions the workload calls, faked by FakeSystemd.
+SYSTEMD_CALLS = (
+    "service_running",
+    "service_restart",
+    "service_start",
+    "service_stop",
+    "service_enable",
+    "service_disable",
+    "daemon_reload",
+)
 DB_USER = "relation-7"
 
 
@@ -315,15 +325,7 @@ def systemctl(monkeypatch: pytest.MonkeyPatch) -> FakeSystemd:
     # The settle time after a restart passes at once; a daemon that dies early dies in it.
     monkeypatch.setattr(workload, "settle", fake.settle)
     monkeypatch.setattr(workload, "wait_healthy", fake.wait_healthy)
-    for name in (
-        "service_running",
-        "service_restart",
-        "service_start",
-        "service_stop",
-        "service_enable",
-        "service_disable",
-        "daemon_reload",
-    ):
+    for name in SYSTEMD_CALLS:
         monkeypatch.setattr(systemd, name, getattr(fake, name))
     return fake
 
