@@ -188,6 +188,7 @@ class HockeypuckCharm(ops.CharmBase):
             # refuse the whole relation, every unit's backend with it.
             address = ingress_address(self.model, haproxy_route.ENDPOINT)
             haproxy_route.publish_address(route_relation, self.unit, address)
+        self.workload.enforce_config_mode()  # it holds the password, whatever else fails
         config = CharmConfig.from_config(self.config)
         revision, refresh_waits = self._ensure_snap(
             config, setup_machine, update_snap, restart_now

@@ -288,7 +288,7 @@ class Hockeypuck:
     def write_config(self, content: str) -> bool:
         """Write hockeypuck.conf (mode 0600, atomically) when its content differs.
 
-        The mode is put right on every call, the content only if Hockeypuck can read it.
+        The content is replaced only if Hockeypuck can read it.
 
         Returns:
             Whether the file changed.
@@ -299,7 +299,6 @@ class Hockeypuck:
         """
         self._link_store_config()
         if self._read_config() == content:
-            self._enforce_config_mode()
             return False
         problem = config_check.problem(content)
         if problem is not None:
@@ -311,8 +310,8 @@ class Hockeypuck:
         logger.info("wrote %s", self.config_path)
         return True
 
-    def _enforce_config_mode(self) -> None:
-        """Set the config file's mode back to 0600 if someone loosened it."""
+    def enforce_config_mode(self) -> None:
+        """Set the config file's mode back to 0600 if someone loosened it (every hook)."""
         try:
             mode = stat.S_IMODE(self.config_path.stat().st_mode)
             if mode != CONFIG_MODE:
@@ -339,7 +338,6 @@ class Hockeypuck:
         content = self._read_config()
         if content is not None and _read_json(record) == {"key": key, "config": _digest(content)}:
             self._link_store_config()
-            self._enforce_config_mode()
             return False
         changed = self.write_config(render())
         record_content = {"key": key, "config": _digest(self._read_config() or "")}

@@ -40,7 +40,12 @@ from urllib.parse import parse_qs, urlsplit
 import psycopg
 
 SERVER = "Hockeypuck/2.3.3-test-double"
-_STATUS_TEXT = {400: "Bad Request", 404: "Not Found", 422: "Unprocessable Entity"}
+_STATUS_TEXT = {
+    400: "Bad Request",
+    404: "Not Found",
+    422: "Unprocessable Entity",
+    500: "Internal Server Error",
+}
 _ARMOR = re.compile(
     r"-----BEGIN PGP PUBLIC KEY BLOCK-----.*?-----END PGP PUBLIC KEY BLOCK-----", re.DOTALL
 )
@@ -208,7 +213,12 @@ class HkpDouble:
             ("POST", "/pks/delete"): lambda: self._delete(form),
         }
         route = routes.get((method, url.path))
-        status, headers, payload = route() if route else self._error(404)
+        try:
+            status, headers, payload = route() if route else self._error(404)
+        except psycopg.OperationalError:
+            # As Hockeypuck 2.3: a database that refuses it (credentials revoked, down) makes
+            # lookups and adds 500 while /pks/health stays 200.
+            status, headers, payload = self._error(500)
         self.requests.append((method, request.path, status))
         request.send_response(status)
         for name, value in headers.items():

@@ -257,9 +257,12 @@ class FakeHkpPort:
     address: tuple[str, int] = ("127.0.0.1", 0)
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def hkp_port(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHkpPort]:
+    """Every unit test's machine has it (a cluster's units share it)."""
     fake = FakeHkpPort()
+    # A restarted daemon answers HKP at once, or not at all.
+    monkeypatch.setattr(workload, "STARTUP_GRACE_SECONDS", 0.0)
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -321,8 +324,6 @@ def systemctl(monkeypatch: pytest.MonkeyPatch) -> FakeSystemd:
     fake = FakeSystemd()
     # The settle time after a restart passes at once; a daemon that dies early dies in it.
     monkeypatch.setattr(workload, "settle", fake.settle)
-    # A restarted daemon answers HKP at once, or not at all.
-    monkeypatch.setattr(workload, "STARTUP_GRACE_SECONDS", 0.0)
     monkeypatch.setattr(workload, "wait_healthy", fake.wait_healthy)
     for name in SYSTEMD_CALLS:
         monkeypatch.setattr(systemd, name, getattr(fake, name))

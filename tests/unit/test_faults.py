@@ -409,6 +409,18 @@ def test_a_loosened_config_mode_is_set_back_on_every_hook(ctx: testing.Context, 
     assert path.stat().st_ino == inode  # content unchanged: not rewritten, only the mode
 
 
+def test_the_config_mode_is_set_back_even_when_the_config_is_invalid(
+    ctx: testing.Context, root: Path
+):
+    ctx.run(ctx.on.config_changed(), ready_state())
+    config_file(root).chmod(0o644)
+
+    out = ctx.run(ctx.on.config_changed(), ready_state(config={"log-level": "LOUD"}))
+
+    assert out.unit_status.message.startswith("invalid config: log-level")
+    assert stat.S_IMODE(config_file(root).stat().st_mode) == 0o600
+
+
 # --- the offline tools leave the service as the charm wants it ---------------------------------
 
 
