@@ -16,6 +16,7 @@ import admin_key_store
 import blocklist
 import hkp_client
 from admin_key import GpgError
+from parsing import one_line
 from relations import database, peers
 from relations.remote_data import RemoteDataError
 from workload import Hockeypuck, WorkloadError
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# An action's failure message: one line, at most this long (tool and database errors can be
+# long and span lines).
+MAX_FAILURE_MESSAGE = 1000
 # How long an action waits for Hockeypuck to answer again after a restart.
 READY_TIMEOUT = 120.0
 EXPECTED_FAILURES = (
@@ -190,9 +194,9 @@ class KeyserverActions(ops.Object):
         except ActionFailedError as error:
             if error.results:
                 event.set_results(error.results)
-            event.fail(error.message)
+            event.fail(one_line(error.message, MAX_FAILURE_MESSAGE))
         except EXPECTED_FAILURES as error:
-            event.fail(str(error))
+            event.fail(one_line(str(error), MAX_FAILURE_MESSAGE))
         else:
             event.set_results(results)
 

@@ -510,3 +510,22 @@ def test_other_units_are_told_even_when_this_unit_cannot_apply_the_list(
     assert blocklist_db.entries == {}  # the database changed: the others must follow it
     after = cast("testing.State", failure.value.state)
     assert "blocklist-revision" in after.get_relation(peers.id).local_unit_data
+
+
+def test_a_multi_line_failure_is_reported_on_one_bounded_line(
+    ctx: testing.Context, blocklist_db: FakeBlocklist, monkeypatch: pytest.MonkeyPatch
+):
+    import key_actions  # noqa: PLC0415
+
+    def failing(**_: object) -> None:
+        raise key_actions.ActionFailedError("first line\nsecond line\t" + "x" * 5000)
+
+    monkeypatch.setattr(key_actions, "list_blocked_keys", failing)
+    state, _ = ready_with_admin_key()
+
+    with pytest.raises(testing.ActionFailed) as failure:
+        ctx.run(ctx.on.action("list-blocked-keys"), state)
+
+    assert failure.value.message.startswith("first line second line xxx")
+    assert "\n" not in failure.value.message
+    assert len(failure.value.message) == 1000
