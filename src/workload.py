@@ -458,9 +458,8 @@ class Hockeypuck:
 
     def stop(self) -> None:
         """Stop and disable the service, so it does not crash-loop without a database."""
+        self.pause()
         try:
-            if systemd.service_running(snap_layout.SERVICE):
-                systemd.service_stop(snap_layout.SERVICE)
             systemd.service_disable(snap_layout.SERVICE)
         except systemd.SystemdError as error:
             raise ServiceError(

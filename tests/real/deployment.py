@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import yaml
 from charmlibs.snap import _client as snap_client
 from ops import testing
@@ -36,6 +37,7 @@ import charm
 import rolling
 import snap_layout
 import workload
+from blocklist import reversed_fingerprint
 from hkp_client import HkpClient
 from relations import database, peers, recon
 from tests.functional import fake_snap_cli
@@ -268,6 +270,12 @@ class Deployment:
             password=DB_PASSWORD,
             sslmode="disable",
         )
+
+    def stored(self) -> set[str]:
+        """Primary fingerprints in the deployment's Hockeypuck `keys` table."""
+        with psycopg.connect(self.conninfo()) as connection:
+            rows = connection.execute("SELECT rfingerprint FROM keys").fetchall()
+        return {reversed_fingerprint(row[0]) for row in rows}
 
     # Units
 

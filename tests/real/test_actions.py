@@ -10,7 +10,6 @@ import psycopg
 import pytest
 from ops import testing
 
-from blocklist import reversed_fingerprint
 from hkp_client import KeyNotFoundError
 from tests.real.deployment import Deployment, RealUnit
 from tests.real.keys import ALICE, BOB, CAROL, DAVE, KEYS, armored
@@ -31,13 +30,6 @@ def unit(deployment: Deployment) -> RealUnit:
     return deployment.units[0]
 
 
-def stored(deployment: Deployment) -> set[str]:
-    """Primary fingerprints in Hockeypuck's `keys` table."""
-    with psycopg.connect(deployment.conninfo()) as connection:
-        rows = connection.execute("SELECT rfingerprint FROM keys").fetchall()
-    return {reversed_fingerprint(row[0]) for row in rows}
-
-
 def tree_total(unit: RealUnit) -> int:
     """The number of keys in the unit's prefix tree (stats `Total`), pending changes applied."""
     unit.flush_tree()
@@ -46,18 +38,18 @@ def tree_total(unit: RealUnit) -> int:
 
 
 def test_block_keys_deletes_a_stored_key_and_keeps_it_out(deployment: Deployment, unit: RealUnit):
-    assert ALICE in stored(deployment)
+    assert ALICE in deployment.stored()
 
     results = deployment.action(unit, "block-keys", fingerprints=ALICE, comment="abuse #1")
 
     assert results["keys"] == {ALICE: "blocked+deleted"}
-    assert ALICE not in stored(deployment)
+    assert ALICE not in deployment.stored()
     with pytest.raises(KeyNotFoundError):
         unit.client().get_key(f"0x{ALICE}")
     # The action uploads the charm's admin key: the tree follows the database.
-    assert tree_total(unit) == len(stored(deployment))
+    assert tree_total(unit) == len(deployment.stored())
     assert unit.client().add_key(armored("alice")).refused
-    assert ALICE not in stored(deployment)
+    assert ALICE not in deployment.stored()
     assert deployment.statuses()[unit.name] == testing.ActiveStatus("")
 
 
@@ -66,7 +58,7 @@ def test_block_keys_before_the_key_exists(deployment: Deployment, unit: RealUnit
 
     assert results["keys"] == {DAVE: "blocked, was not stored"}
     assert unit.client().add_key(armored("dave-never-uploaded")).refused
-    assert DAVE not in stored(deployment)
+    assert DAVE not in deployment.stored()
 
 
 def test_list_blocked_keys(deployment: Deployment, unit: RealUnit):
@@ -82,7 +74,7 @@ def test_unblock_keys_lets_the_key_back_in(deployment: Deployment, unit: RealUni
 
     assert results["keys"] == {DAVE: "unblocked"}
     assert unit.client().add_key(armored("dave-never-uploaded")).inserted
-    assert DAVE in stored(deployment)
+    assert DAVE in deployment.stored()
 
 
 def test_lookup_key_by_fingerprint_and_email(deployment: Deployment, unit: RealUnit):
@@ -105,24 +97,24 @@ def test_rebuild_prefix_tree(deployment: Deployment, unit: RealUnit):
 
     assert unit.running()
     unit.client().wait_ready(timeout=30)
-    assert tree_total(unit) == len(stored(deployment))
-    assert str(len(stored(deployment))) in json.dumps(results)
+    assert tree_total(unit) == len(deployment.stored())
+    assert str(len(deployment.stored())) in json.dumps(results)
 
 
 def test_dump_keys_then_load_them_into_an_empty_database(deployment: Deployment, unit: RealUnit):
     dumped = deployment.action(unit, "dump-keys", path="dump/all", **{"keys-per-file": 2})
 
     files = sorted((unit.common / "dump/all").glob("*.pgp"))
-    assert len(files) == (len(stored(deployment)) + 1) // 2, dumped
+    assert len(files) == (len(deployment.stored()) + 1) // 2, dumped
     assert unit.running()
     # Empty the database, then load the dump back.
-    keys_before = stored(deployment)
+    keys_before = deployment.stored()
     with psycopg.connect(deployment.conninfo(), autocommit=True) as connection:
         for table in ("subkeys", "userids", "keys"):
             connection.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
     loaded = deployment.action(unit, "load-keys", path="dump/all")
 
-    assert stored(deployment) == keys_before, loaded
+    assert deployment.stored() == keys_before, loaded
     assert unit.running()
     unit.client().wait_ready(timeout=30)
     unit.client().get_key(f"0x{BOB}")

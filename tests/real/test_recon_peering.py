@@ -11,11 +11,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import psycopg
 import pytest
 from ops import testing
 
-from blocklist import reversed_fingerprint
 from relations import recon
 from tests.real.deployment import Deployment, RealUnit, wait_for
 from tests.real.keys import BOB, armored
@@ -33,12 +31,6 @@ def sides(make_deployment: Callable[..., Deployment]) -> tuple[Deployment, Deplo
         deployment.deploy(units)
     eu.integrate(recon.REQUIRES, us, recon.PROVIDES)
     return eu, us
-
-
-def stored(deployment: Deployment) -> set[str]:
-    with psycopg.connect(deployment.conninfo()) as connection:
-        rows = connection.execute("SELECT rfingerprint FROM keys").fetchall()
-    return {reversed_fingerprint(row[0]) for row in rows}
 
 
 def partner_names(unit: RealUnit) -> set[str]:
@@ -63,8 +55,8 @@ def test_a_key_uploaded_to_one_side_reaches_the_other(sides: tuple[Deployment, D
 
     assert eu.units[0].client().add_key(armored("bob")).inserted
 
-    elapsed = wait_for(lambda: BOB in stored(us), DEADLINE, "bob reaches us's database")
-    expected = len(stored(us))
+    elapsed = wait_for(lambda: BOB in us.stored(), DEADLINE, "bob reaches us's database")
+    expected = len(us.stored())
     wait_for(lambda: us_unit.stats()["Total"] == expected, DEADLINE, "us's prefix tree")
     total = time.monotonic() - start
     print(

@@ -15,12 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from ops import testing
 
 import snap_layout
-from blocklist import reversed_fingerprint
 from hkp_client import KeyNotFoundError
 from tests.promql_names import SCRAPE_SERIES, exported_metric_names, queried_metric_names
 from tests.real.deployment import Deployment, RealUnit, wait_for
@@ -79,12 +77,6 @@ def outside(keyservers: tuple[Deployment, Deployment]) -> RealUnit:
     return keyservers[1].units[0]
 
 
-def stored(deployment: Deployment) -> set[str]:
-    with psycopg.connect(deployment.conninfo()) as connection:
-        rows = connection.execute("SELECT rfingerprint FROM keys").fetchall()
-    return {reversed_fingerprint(row[0]) for row in rows}
-
-
 def nodename(unit: RealUnit) -> str:
     """The unit's Hockeypuck node name, as the charm writes it."""
     return unit.name.replace("/", "-")
@@ -92,7 +84,7 @@ def nodename(unit: RealUnit) -> str:
 
 def wait_for_trees(deployment: Deployment, what: str) -> None:
     """Wait until every unit's prefix tree counts as many keys as the database holds."""
-    expected = len(stored(deployment))
+    expected = len(deployment.stored())
     for unit in deployment.units:
         wait_for(
             lambda unit=unit: unit.stats()["Total"] == expected,
@@ -119,7 +111,7 @@ def test_keys_from_the_external_peer_reach_every_unit_tree(main: Deployment, out
     for name in ("alice", "bob", "carol"):
         assert outside.client().add_key(armored(name)).inserted
 
-    wait_for(lambda: {ALICE, BOB, CAROL} <= stored(main), CONVERGENCE_DEADLINE, "keys arrive")
+    wait_for(lambda: {ALICE, BOB, CAROL} <= main.stored(), CONVERGENCE_DEADLINE, "keys arrive")
     MEASURED["external keys in the database"] = time.monotonic() - start
     wait_for_trees(main, "with the new keys")
     MEASURED["every unit's tree converged"] = time.monotonic() - start
@@ -190,7 +182,7 @@ def anonymous_recon_lines(unit: RealUnit) -> str:
 
 
 def test_a_blocked_key_is_gone_everywhere_and_stays_gone(main: Deployment, outside: RealUnit):
-    assert ALICE in stored(main)
+    assert ALICE in main.stored()
     start = time.monotonic()
 
     results = main.action(main.units[1], "block-keys", fingerprints=ALICE, comment="abuse")
@@ -201,7 +193,7 @@ def test_a_blocked_key_is_gone_everywhere_and_stays_gone(main: Deployment, outsi
     outside.client().get_key(f"0x{ALICE}")  # the external peer still offers it
     deadline = time.monotonic() + STAY_GONE
     while time.monotonic() < deadline:
-        assert ALICE not in stored(main)
+        assert ALICE not in main.stored()
         for unit in main.units:
             with pytest.raises(KeyNotFoundError):
                 unit.client().get_key(f"0x{ALICE}")
