@@ -38,15 +38,19 @@ def lines(make_deployment: Callable[..., Deployment], lan: Lan) -> dict[str, lis
     """The lines a unit wrote while healthy, then while recon and the database failed."""
     nobody = lan.add_host("logs-nobody")  # a partner address where nothing listens
     deployment = make_deployment("logs")
-    deployment.config.update(
-        {"recon-gossip-interval": 5, "external-peers": f"{nobody.ipv4},11371,11370"}
-    )
+    deployment.config["recon-gossip-interval"] = 5
     deployment.deploy(1)
     unit = deployment.units[0]
     unit.client().wait_ready(timeout=30)
     unit.get(f"/pks/lookup?op=get&search=0x{BOB}")  # a healthy 404
     healthy = unit.log_text().splitlines()
-    wait_for(lambda: "recon with recon=" in unit.log_text(), 30, "a failed recon")
+
+    def since() -> str:
+        return "\n".join(unit.log_text().splitlines()[len(healthy) :])
+
+    deployment.configure(external_peers=f"{nobody.ipv4},11371,11370")
+    unit.client().wait_ready(timeout=30)
+    wait_for(lambda: "recon with recon=" in since(), 30, "a failed recon")
     admin = deployment.postgres.admin
     role = sql.Identifier(DB_USER)
     admin.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(role))
@@ -56,6 +60,7 @@ def lines(make_deployment: Callable[..., Deployment], lan: Lan) -> dict[str, lis
     try:
         status, _ = unit.get(f"/pks/lookup?op=get&search=0x{BOB}")
         assert status == 500
+        wait_for(lambda: "HTTP 500: " in since(), 10, "the 500's error line")
     finally:
         admin.execute(sql.SQL("ALTER ROLE {} LOGIN").format(role))
     return {"healthy": healthy, "faulty": unit.log_text().splitlines()[len(healthy) :]}
